@@ -1,0 +1,118 @@
+// Package kernels holds the compute behind the CLIP model: a small set of
+// coarse operations (linear layers, layer norm, attention, activations,
+// convolutions, pooling) that every backend implements. The model code in
+// package clip calls only this interface, so a new backend (SIMD, wasm, CUDA)
+// never touches the model, and a new model family never touches a kernel.
+//
+// Layouts are fixed and simple: every activation tensor is a row-major
+// []float32. Sequences are [tokens, width]; images inside the ResNet are
+// channels-last [N, H, W, C], so that a 1×1 convolution is a plain Linear.
+package kernels
+
+// Activation names an elementwise non-linearity.
+type Activation int
+
+const (
+	// QuickGELU is x·sigmoid(1.702·x), used by OpenAI's CLIP weights.
+	QuickGELU Activation = iota
+	// GELU is the exact erf form, x·Φ(x), used by OpenCLIP's LAION models.
+	GELU
+	// ReLU is max(x, 0), used by the ResNet image tower.
+	ReLU
+)
+
+// String returns the activation's name as configs spell it.
+func (a Activation) String() string {
+	switch a {
+	case QuickGELU:
+		return "quick_gelu"
+	case GELU:
+		return "gelu"
+	case ReLU:
+		return "relu"
+	}
+	return "unknown"
+}
+
+// Matrix is a weight matrix of shape [Rows, Cols] = [out, in], used as
+// y = x·Wᵀ, the layout of PyTorch's nn.Linear. Backends may attach their own
+// prepared form of the weights (packed panels, quantized blocks, device
+// buffers) through Prepared; the float32 data stays the source of truth.
+type Matrix struct {
+	Rows, Cols int
+	F32        []float32 // row-major [Rows, Cols]
+
+	// Prepared is a backend's cached form of this matrix, made on first use.
+	Prepared any
+}
+
+// NewMatrix wraps row-major data of shape [rows, cols]. It panics if the
+// length does not match, since that is a programming error in a loader.
+func NewMatrix(rows, cols int, data []float32) *Matrix {
+	if len(data) != rows*cols {
+		panic("kernels: matrix data length does not match its shape")
+	}
+	return &Matrix{Rows: rows, Cols: cols, F32: data}
+}
+
+// AttentionShape describes a batch of multi-head scaled dot-product
+// attentions. Queries are [Batch*SeqQ rows, Heads*HeadDim] with row stride
+// LDQ; keys and values are [Batch*SeqK rows, Heads*HeadDim] with row stride
+// LDKV (so q, k and v may be column slices of one fused projection). The
+// output is [Batch*SeqQ, Heads*HeadDim], dense.
+type AttentionShape struct {
+	Batch, SeqQ, SeqK int
+	Heads, HeadDim    int
+	LDQ, LDKV         int
+	// Causal masks key j > query i (an additive −inf above the diagonal).
+	Causal bool
+}
+
+// ConvShape describes a 2-D convolution over channels-last images
+// [N, H, W, InC] producing [N, OH, OW, OutC]. The weight matrix is
+// [OutC, K*K*InC] with columns in (kh, kw, c) order.
+type ConvShape struct {
+	N, H, W, InC int
+	OutC         int
+	K, Stride    int
+	Pad          int
+}
+
+// OutSize returns the output height and width.
+func (s ConvShape) OutSize() (oh, ow int) {
+	return (s.H+2*s.Pad-s.K)/s.Stride + 1, (s.W+2*s.Pad-s.K)/s.Stride + 1
+}
+
+// Backend is the op set the model runs on. Implementations may use any
+// number of threads internally; calls are made from one goroutine at a time.
+// Destination slices never alias inputs unless a method says so.
+type Backend interface {
+	// Name identifies the backend in logs and benchmarks.
+	Name() string
+
+	// Linear computes dst[m, w.Rows] = x[m, w.Cols]·wᵀ + bias. bias may be nil.
+	Linear(dst, x []float32, m int, w *Matrix, bias []float32)
+
+	// LayerNorm normalises each of the m rows of x [m, n] and writes
+	// gamma·(x−mean)/sqrt(var+eps)+beta to dst. dst may equal x.
+	LayerNorm(dst, x []float32, m, n int, gamma, beta []float32, eps float32)
+
+	// Activate applies act to x in place.
+	Activate(x []float32, act Activation)
+
+	// Add computes dst += src elementwise (residual connections).
+	Add(dst, src []float32)
+
+	// Attention computes softmax(q·kᵀ/√HeadDim [+ mask])·v for each batch
+	// item and head, writing [Batch*SeqQ, Heads*HeadDim] to dst.
+	Attention(dst, q, k, v []float32, s AttentionShape)
+
+	// Conv2D convolves src [N,H,W,InC] with w [OutC, K*K*InC] and adds bias
+	// (may be nil), writing [N,OH,OW,OutC] to dst.
+	Conv2D(dst, src []float32, s ConvShape, w *Matrix, bias []float32)
+
+	// AvgPool2D averages non-overlapping k×k windows of src [n,h,w,c]
+	// (kernel = stride = k, no padding, like PyTorch's AvgPool2d(k)),
+	// writing [n, h/k, w/k, c] (sizes rounded down) to dst.
+	AvgPool2D(dst, src []float32, n, h, w, c, k int)
+}
