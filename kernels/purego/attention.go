@@ -1,0 +1,97 @@
+package purego
+
+import (
+	"math"
+
+	"github.com/clipwasm/clipwasm/kernels"
+)
+
+// Attention computes softmax(q·kᵀ/√HeadDim [+ causal mask])·v for every
+// (batch item, head) pair, one pair per parallel task.
+func (b *backend) Attention(dst, q, k, v []float32, s kernels.AttentionShape) {
+	width := s.Heads * s.HeadDim
+	if s.Causal && s.SeqQ != s.SeqK {
+		panic("purego: causal attention needs SeqQ == SeqK")
+	}
+	if s.Batch == 0 || s.SeqQ == 0 || width == 0 {
+		return
+	}
+	if len(dst) < s.Batch*s.SeqQ*width ||
+		len(q) < (s.Batch*s.SeqQ-1)*s.LDQ+width ||
+		len(k) < (s.Batch*s.SeqK-1)*s.LDKV+width ||
+		len(v) < (s.Batch*s.SeqK-1)*s.LDKV+width {
+		panic("purego: Attention slice too short for its shape")
+	}
+	scale := float32(1 / math.Sqrt(float64(s.HeadDim)))
+	pairWork := s.SeqQ * s.SeqK * s.HeadDim
+	b.pool.parallelFor(s.Batch*s.Heads, max(1, (1<<16)/max(pairWork, 1)), func(lo, hi int) {
+		scores := make([]float32, s.SeqK)
+		for t := lo; t < hi; t++ {
+			attendHead(dst, q, k, v, s, t/s.Heads, t%s.Heads, scale, scores)
+		}
+	})
+}
+
+// attendHead handles one batch item and head, a query row at a time: the
+// scores of a row fit in a small buffer, and q, k, v and dst are each read
+// along contiguous HeadDim-long runs.
+func attendHead(dst, q, k, v []float32, s kernels.AttentionShape, bi, h int, scale float32, scores []float32) {
+	d := s.HeadDim
+	width := s.Heads * d
+	for i := range s.SeqQ {
+		qi := q[(bi*s.SeqQ+i)*s.LDQ+h*d:][:d]
+		nk := s.SeqK
+		if s.Causal {
+			nk = i + 1
+		}
+		sc := scores[:nk]
+		maxv := float32(math.Inf(-1))
+		for j := range sc {
+			kj := k[(bi*s.SeqK+j)*s.LDKV+h*d:][:d]
+			x := dot(qi, kj) * scale
+			sc[j] = x
+			maxv = max(maxv, x)
+		}
+		var sum float32
+		for j, x := range sc {
+			e := float32(math.Exp(float64(x - maxv)))
+			sc[j] = e
+			sum += e
+		}
+		out := dst[(bi*s.SeqQ+i)*width+h*d:][:d]
+		clear(out)
+		for j, p := range sc {
+			axpy(out, v[(bi*s.SeqK+j)*s.LDKV+h*d:][:d], p)
+		}
+		inv := 1 / sum
+		for c := range out {
+			out[c] *= inv
+		}
+	}
+}
+
+// dot returns Σ a[i]·b[i] with four partial sums, which breaks the add
+// dependency chain so the CPU can overlap the multiplies.
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// axpy computes y += alpha·x.
+func axpy(y, x []float32, alpha float32) {
+	x = x[:len(y)]
+	for i := range y {
+		y[i] += alpha * x[i]
+	}
+}

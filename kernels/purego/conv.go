@@ -1,0 +1,69 @@
+package purego
+
+import (
+	"github.com/clipwasm/clipwasm/kernels"
+)
+
+// im2colBudget caps the im2col buffer (in floats, 16 MiB) so that a large
+// image is convolved in row chunks instead of materialising the whole
+// K²-times-larger matrix.
+const im2colBudget = 1 << 22
+
+// Conv2D convolves src [N,H,W,InC] with w [OutC, K*K*InC] into
+// dst [N,OH,OW,OutC] as im2col followed by the Linear GEMM: each output
+// pixel becomes a row of (kh, kw, c) values, which matches w's column order.
+func (b *backend) Conv2D(dst, src []float32, s kernels.ConvShape, w *kernels.Matrix, bias []float32) {
+	oh, ow := s.OutSize()
+	kk := s.K * s.K * s.InC
+	if w.Rows != s.OutC || w.Cols != kk {
+		panic("purego: Conv2D weight shape does not match ConvShape")
+	}
+	if len(src) < s.N*s.H*s.W*s.InC || len(dst) < s.N*oh*ow*s.OutC {
+		panic("purego: Conv2D slice too short for its shape")
+	}
+	rows := s.N * oh * ow
+	if rows == 0 || s.OutC == 0 {
+		return
+	}
+	pw := packed(w)
+	if s.K == 1 && s.Stride == 1 && s.Pad == 0 {
+		// Channels-last src already is the [pixels, InC] im2col matrix.
+		b.gemm(dst, src, rows, pw, bias)
+		return
+	}
+	chunk := max(1, min(rows, im2colBudget/kk))
+	col := make([]float32, chunk*kk)
+	for r0 := 0; r0 < rows; r0 += chunk {
+		r1 := min(rows, r0+chunk)
+		b.pool.parallelFor(r1-r0, max(1, elemGrain/kk), func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				im2colRow(col[r*kk:(r+1)*kk], src, s, oh, ow, r0+r)
+			}
+		})
+		b.gemm(dst[r0*s.OutC:r1*s.OutC], col, r1-r0, pw, bias)
+	}
+}
+
+// im2colRow fills one im2col row (output pixel r) with the K×K×InC input
+// patch, zeros where the patch hangs over the padding. Within one kernel row
+// the in-bounds kw values are contiguous in src, so they copy as one run.
+func im2colRow(row, src []float32, s kernels.ConvShape, oh, ow, r int) {
+	n, rem := r/(oh*ow), r%(oh*ow)
+	y0 := rem/ow*s.Stride - s.Pad
+	x0 := rem%ow*s.Stride - s.Pad
+	c := s.InC
+	// The kw range whose input column lies inside [0, W).
+	kw0, kw1 := max(0, -x0), min(s.K, s.W-x0)
+	for kh := range s.K {
+		dst := row[kh*s.K*c : (kh+1)*s.K*c]
+		y := y0 + kh
+		if y < 0 || y >= s.H || kw0 >= kw1 {
+			clear(dst)
+			continue
+		}
+		clear(dst[:kw0*c])
+		base := ((n*s.H+y)*s.W + x0) * c
+		copy(dst[kw0*c:kw1*c], src[base+kw0*c:base+kw1*c])
+		clear(dst[kw1*c:])
+	}
+}
