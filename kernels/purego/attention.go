@@ -54,7 +54,7 @@ func attendHead(dst, q, k, v []float32, s kernels.AttentionShape, bi, h int, sca
 		}
 		var sum float32
 		for j, x := range sc {
-			e := float32(math.Exp(float64(x - maxv)))
+			e := expf(x - maxv)
 			sc[j] = e
 			sum += e
 		}

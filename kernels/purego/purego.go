@@ -60,14 +60,14 @@ func (b *backend) Activate(x []float32, act kernels.Activation) {
 	default:
 		panic("purego: unknown activation " + act.String())
 	}
-	// The transcendental activations cost tens of ns per element, so a
+	// The transcendental activations cost several ns per element, so a
 	// smaller grain than for Add already pays for the hand-off.
 	b.pool.parallelFor(len(x), elemGrain/8, func(lo, hi int) { f(x[lo:hi]) })
 }
 
 func quickGELU(x []float32) {
 	for i, v := range x {
-		x[i] = float32(float64(v) / (1 + math.Exp(-1.702*float64(v))))
+		x[i] = v / (1 + expf(-1.702*v))
 	}
 }
 
