@@ -89,8 +89,9 @@ func Read(r io.Reader) (*Array, error) {
 		return nil, errors.New("npy: header has no descr")
 	}
 	a := &Array{DType: m[1]}
+	fortran := false
 	if o := orderRe.FindStringSubmatch(h); o != nil && o[1] == "True" {
-		return nil, errors.New("npy: fortran_order arrays are not supported")
+		fortran = true
 	}
 	s := shapeRe.FindStringSubmatch(h)
 	if s == nil {
@@ -138,7 +139,56 @@ func Read(r io.Reader) (*Array, error) {
 	if err != nil {
 		return nil, fmt.Errorf("npy: reading %d elements of %s: %w", n, a.DType, err)
 	}
+	if fortran {
+		a.toCOrder()
+	}
 	return a, nil
+}
+
+// toCOrder reorders Fortran-order (column-major) data into C order.
+func (a *Array) toCOrder() {
+	nd := len(a.Shape)
+	if nd < 2 {
+		return
+	}
+	// Element i in C order sits at Fortran offset Σ idx[d]·fstride[d].
+	fstride := make([]int, nd)
+	s := 1
+	for d := 0; d < nd; d++ {
+		fstride[d] = s
+		s *= a.Shape[d]
+	}
+	perm := make([]int, a.Len())
+	idx := make([]int, nd)
+	for i := range perm {
+		off := 0
+		for d := 0; d < nd; d++ {
+			off += idx[d] * fstride[d]
+		}
+		perm[i] = off
+		for d := nd - 1; d >= 0; d-- {
+			if idx[d]++; idx[d] < a.Shape[d] {
+				break
+			}
+			idx[d] = 0
+		}
+	}
+	switch {
+	case a.F32 != nil:
+		a.F32 = gather(a.F32, perm)
+	case a.I64 != nil:
+		a.I64 = gather(a.I64, perm)
+	case a.U8 != nil:
+		a.U8 = gather(a.U8, perm)
+	}
+}
+
+func gather[T any](src []T, perm []int) []T {
+	out := make([]T, len(perm))
+	for i, p := range perm {
+		out[i] = src[p]
+	}
+	return out
 }
 
 // ReadFile decodes the .npy file at path.

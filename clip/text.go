@@ -1,0 +1,87 @@
+package clip
+
+import (
+	"fmt"
+
+	"github.com/clipwasm/clipwasm/kernels"
+)
+
+// textTransformer is CLIP's text tower.
+type textTransformer struct {
+	vocab, context, width int
+	eosTokenID            int
+	tokenEmbedding        []float32 // [vocab, W]
+	positional            []float32 // [context, W]
+	transformer           transformer
+	lnFinal               layerNorm
+	proj                  *kernels.Matrix // [E, W]: text_projection transposed
+}
+
+// pooledIndex returns the row encode_text pools for one row of ids.
+func (t *textTransformer) pooledIndex(ids []int) int {
+	best := 0
+	for i, id := range ids {
+		if t.eosTokenID != 0 {
+			if id == t.eosTokenID {
+				return i
+			}
+		} else if id > ids[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// encode maps token rows (each at most context long, as clip.tokenize makes
+// them) to embeddings [n,E].
+//
+// The causal mask means no position attends to a later one, so the pooled
+// row depends only on the rows up to it: the batch runs over the first
+// max(pooled)+1 positions only. Same numbers, a fraction of the work.
+func (t *textTransformer) encode(p *pass, tokens [][]int) ([]float32, error) {
+	n, w := len(tokens), t.width
+	pooled := make([]int, n)
+	seq := 1
+	for i, ids := range tokens {
+		if len(ids) == 0 || len(ids) > t.context {
+			return nil, fmt.Errorf("clip: token row %d has %d ids, want 1..%d", i, len(ids), t.context)
+		}
+		for j, id := range ids {
+			if id < 0 || id >= t.vocab {
+				return nil, fmt.Errorf("clip: token row %d position %d: id %d outside the vocabulary [0, %d)", i, j, id, t.vocab)
+			}
+		}
+		pooled[i] = t.pooledIndex(ids)
+		seq = max(seq, pooled[i]+1)
+	}
+
+	// x = token_embedding[ids] + positional_embedding   [n, seq, W]; rows past
+	// a short input's end hold token 0, as clip.tokenize's zero padding.
+	x := make([]float32, n*seq*w)
+	for i, ids := range tokens {
+		for j := 0; j < seq; j++ {
+			id := 0
+			if j < len(ids) {
+				id = ids[j]
+			}
+			row := x[(i*seq+j)*w : (i*seq+j+1)*w]
+			copy(row, t.tokenEmbedding[id*w:(id+1)*w])
+			p.b.Add(row, t.positional[j*w:(j+1)*w])
+		}
+	}
+	p.emit("text0_embed", x, seq, w)
+	t.transformer.forward(p, x, n, seq, true, "text0_")
+
+	// ln_final is per row, so normalising only the pooled rows is exact.
+	rows := make([]float32, n*w) // [n, W]
+	for i := range tokens {
+		copy(rows[i*w:(i+1)*w], x[(i*seq+pooled[i])*w:])
+	}
+	p.norm(rows, t.lnFinal)
+	p.emit("text0_ln_final_pooled", rows, w)
+
+	out := make([]float32, n*t.proj.Rows) // rows @ text_projection   [n, E]
+	p.b.Linear(out, rows, n, t.proj, nil)
+	p.emit("text0_final", out, t.proj.Rows)
+	return out, nil
+}

@@ -1,0 +1,82 @@
+package npy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	cases := []struct {
+		shape []int
+		data  any
+	}{
+		{[]int{2, 3}, []float32{1, 2, 3, 4, 5, 6}},
+		{[]int{4}, []int64{-1, 0, 49406, 49407}},
+		{[]int{1, 2, 2}, []uint8{0, 1, 254, 255}},
+		{[]int{0, 5}, []float32{}},
+	}
+	for _, c := range cases {
+		path := filepath.Join(t.TempDir(), "a.npy")
+		if err := WriteFile(path, c.shape, c.data); err != nil {
+			t.Fatal(err)
+		}
+		a, err := ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a.Shape, c.shape) {
+			t.Errorf("shape %v, want %v", a.Shape, c.shape)
+		}
+		switch d := c.data.(type) {
+		case []float32:
+			if !slices.Equal(a.F32, d) {
+				t.Errorf("got %v want %v", a.F32, d)
+			}
+		case []int64:
+			if !slices.Equal(a.I64, d) {
+				t.Errorf("got %v want %v", a.I64, d)
+			}
+		case []uint8:
+			if !slices.Equal(a.U8, d) {
+				t.Errorf("got %v want %v", a.U8, d)
+			}
+		}
+	}
+}
+
+func TestFortranOrder(t *testing.T) {
+	// [[1,2,3],[4,5,6]] stored column-major is 1,4,2,5,3,6.
+	var buf bytes.Buffer
+	h := "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }"
+	h += strings.Repeat(" ", 128-10-len(h)-1) + "\n"
+	buf.WriteString("\x93NUMPY\x01\x00")
+	binary.Write(&buf, binary.LittleEndian, uint16(len(h)))
+	buf.WriteString(h)
+	binary.Write(&buf, binary.LittleEndian, []float32{1, 4, 2, 5, 3, 6})
+	a, err := Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float32{1, 2, 3, 4, 5, 6}; !slices.Equal(a.F32, want) {
+		t.Errorf("got %v, want %v", a.F32, want)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	for name, data := range map[string]string{
+		"empty":     "",
+		"magic":     "NOTNUMPY00",
+		"truncated": "\x93NUMPY\x01\x00\x40\x00{'descr': '<f4'",
+		"dtype":     "\x93NUMPY\x01\x00\x3c\x00{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }    \n",
+		"short":     "\x93NUMPY\x01\x00\x3c\x00{'descr': '<f4', 'fortran_order': False, 'shape': (9,), }    \n\x00\x00",
+		"huge":      "\x93NUMPY\x01\x00\x3c\x00{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999,), }\n",
+	} {
+		if _, err := Read(strings.NewReader(data)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
