@@ -34,25 +34,50 @@ func (a Activation) String() string {
 	return "unknown"
 }
 
+// Scheme names how a Matrix stores its weights.
+type Scheme string
+
+// The weight schemes of the shard format (see shards/ and DESIGN.md).
+const (
+	// SchemeF32 keeps float32 weights (f16 shards are widened on load).
+	SchemeF32 Scheme = "f32"
+	// SchemeInt8 is symmetric int8 per output channel (row):
+	// w[r][c] = Scales[r]·Q8[r·Cols+c].
+	SchemeInt8 Scheme = "int8"
+	// SchemeQ4 is 4-bit blocks of 32 along the input dimension (Cols must be
+	// a multiple of 32), one scale per block: w = Scales[b]·(q−8), q in
+	// 0..15. Byte j of a block's 16 holds element j in its low nibble and
+	// element j+16 in its high nibble (ggml's q4_0 order).
+	SchemeQ4 Scheme = "q4"
+)
+
+// Q4Block is the number of weights sharing one q4 scale.
+const Q4Block = 32
+
 // Matrix is a weight matrix of shape [Rows, Cols] = [out, in], used as
-// y = x·Wᵀ, the layout of PyTorch's nn.Linear. Backends may attach their own
-// prepared form of the weights (packed panels, quantized blocks, device
-// buffers) through Prepared; the float32 data stays the source of truth.
+// y = x·Wᵀ, the layout of PyTorch's nn.Linear. Exactly one storage is set,
+// per Scheme. Backends may attach their own prepared form of the weights
+// (packed panels, widened integers, device buffers) through Prepared.
 type Matrix struct {
 	Rows, Cols int
-	F32        []float32 // row-major [Rows, Cols]
+	Scheme     Scheme
+
+	F32    []float32 // SchemeF32: row-major [Rows, Cols]
+	Q8     []int8    // SchemeInt8: row-major [Rows, Cols]
+	Q4     []byte    // SchemeQ4: Rows·Cols/32 blocks of 16 bytes, row-major
+	Scales []float32 // SchemeInt8: [Rows]; SchemeQ4: [Rows·Cols/32]
 
 	// Prepared is a backend's cached form of this matrix, made on first use.
 	Prepared any
 }
 
-// NewMatrix wraps row-major data of shape [rows, cols]. It panics if the
-// length does not match, since that is a programming error in a loader.
+// NewMatrix wraps float32 row-major data of shape [rows, cols]. It panics if
+// the length does not match, since that is a programming error in a loader.
 func NewMatrix(rows, cols int, data []float32) *Matrix {
 	if len(data) != rows*cols {
 		panic("kernels: matrix data length does not match its shape")
 	}
-	return &Matrix{Rows: rows, Cols: cols, F32: data}
+	return &Matrix{Rows: rows, Cols: cols, Scheme: SchemeF32, F32: data}
 }
 
 // AttentionShape describes a batch of multi-head scaled dot-product
