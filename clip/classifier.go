@@ -110,3 +110,7 @@ func (c *Classifier) Classify(images []float32, k int) [][]Prediction {
 	}
 	return out
 }
+
+// Embeddings returns the label embeddings [len(Labels), EmbedDim], one unit
+// row per label. The slice is the classifier's own: do not modify it.
+func (c *Classifier) Embeddings() []float32 { return c.weights }

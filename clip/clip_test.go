@@ -1,4 +1,4 @@
-package clip
+package clip_test
 
 import (
 	"encoding/json"
@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/clipwasm/clipwasm/clip"
+	"github.com/clipwasm/clipwasm/convert"
 
 	"github.com/clipwasm/clipwasm/internal/fixtures"
 	"github.com/clipwasm/clipwasm/internal/npy"
@@ -41,7 +44,7 @@ func TestOpenAIGoldens(t *testing.T) {
 	fixtures.Require(t)
 	for _, tc := range openaiCheckpoints {
 		t.Run(tc.file, func(t *testing.T) {
-			m, err := Load(fixtures.Path("openai", tc.model, tc.file), purego.New(0))
+			m, err := convert.Load(fixtures.Path("openai", tc.model, tc.file), purego.New(0))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,12 +60,12 @@ func TestOpenAIGoldens(t *testing.T) {
 			}
 			fixtures.AssertClose(t, "image_features", img, fixtures.LoadNpy(t, "openai", tc.model, "image_features.npy").F32, rel)
 			fixtures.AssertClose(t, "text_features", txt, fixtures.LoadNpy(t, "openai", tc.model, "text_features.npy").F32, rel)
-			logits := Logits(img, txt, m.Config.EmbedDim, m.LogitScale)
+			logits := clip.Logits(img, txt, m.Config.EmbedDim, m.LogitScale)
 			fixtures.AssertClose(t, "logits_per_image", logits, fixtures.LoadNpy(t, "openai", tc.model, "logits_per_image.npy").F32, rel)
 			nt := tokens.Shape[0]
 			var probs []float32
 			for i := 0; i < images.Shape[0]; i++ {
-				probs = append(probs, Softmax(logits[i*nt:(i+1)*nt])...)
+				probs = append(probs, clip.Softmax(logits[i*nt:(i+1)*nt])...)
 			}
 			want := fixtures.LoadNpy(t, "openai", tc.model, "probs.npy").F32
 			if d, at := fixtures.MaxAbsDiff(probs, want); d > 1e-4 {
@@ -79,7 +82,7 @@ func TestOpenAIIntermediates(t *testing.T) {
 	fixtures.Require(t)
 	for _, model := range []string{"vit_tiny", "rn_tiny"} {
 		t.Run(model, func(t *testing.T) {
-			m, err := Load(fixtures.Path("openai", model, model+".state_dict.pt"), purego.New(0))
+			m, err := convert.Load(fixtures.Path("openai", model, model+".state_dict.pt"), purego.New(0))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +145,7 @@ func TestHuggingFaceGoldens(t *testing.T) {
 	fixtures.Require(t)
 	for _, dir := range []string{"hf_tiny_quickgelu", "hf_tiny_gelu_fp16"} {
 		t.Run(dir, func(t *testing.T) {
-			m, err := Load(fixtures.Path("hf", dir), purego.New(0))
+			m, err := convert.Load(fixtures.Path("hf", dir), purego.New(0))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +154,7 @@ func TestHuggingFaceGoldens(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			Normalize(img, m.Config.EmbedDim)
+			clip.Normalize(img, m.Config.EmbedDim)
 			// transformers' tolerance note: ~1e-5 absolute on embeddings.
 			fixtures.AssertClose(t, "image_embeds", img, fixtures.LoadNpy(t, "hf", dir, "image_embeds.npy").F32, rel)
 			for _, pad := range []string{"zero_pad", "eot_pad"} {
@@ -160,9 +163,9 @@ func TestHuggingFaceGoldens(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				Normalize(txt, m.Config.EmbedDim)
+				clip.Normalize(txt, m.Config.EmbedDim)
 				fixtures.AssertClose(t, "text_embeds_"+pad, txt, fixtures.LoadNpy(t, "hf", dir, "text_embeds_"+pad+".npy").F32, rel)
-				logits := Logits(img, txt, m.Config.EmbedDim, m.LogitScale)
+				logits := clip.Logits(img, txt, m.Config.EmbedDim, m.LogitScale)
 				want := fixtures.LoadNpy(t, "hf", dir, "logits_per_image_"+pad+".npy").F32
 				if d, at := fixtures.MaxAbsDiff(logits, want); d > 1e-3 {
 					t.Errorf("logits_%s: max |Δ| %.3g at %d > 1e-3", pad, d, at)
@@ -173,8 +176,8 @@ func TestHuggingFaceGoldens(t *testing.T) {
 }
 
 func TestNamedConfigsValid(t *testing.T) {
-	for _, name := range NamedModels() {
-		c, err := Named(name)
+	for _, name := range clip.NamedModels() {
+		c, err := clip.Named(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,8 +185,8 @@ func TestNamedConfigsValid(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if len(NamedModels()) != 15 {
-		t.Errorf("got %d named models, want the 9 of the paper + 6 OpenCLIP", len(NamedModels()))
+	if len(clip.NamedModels()) != 15 {
+		t.Errorf("got %d named models, want the 9 of the paper + 6 OpenCLIP", len(clip.NamedModels()))
 	}
 }
 
@@ -210,7 +213,7 @@ func TestInferConfigMatchesManifest(t *testing.T) {
 		if err := json.Unmarshal(raw, &man); err != nil {
 			t.Fatal(err)
 		}
-		m, err := Load(fixtures.Path("openai", model, model+".jit.pt"), purego.New(1))
+		m, err := convert.Load(fixtures.Path("openai", model, model+".jit.pt"), purego.New(1))
 		if err != nil {
 			t.Fatal(err)
 		}

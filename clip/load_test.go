@@ -1,147 +1,20 @@
-package clip
+package clip_test
 
 import (
-	"os"
-	"path/filepath"
+	"slices"
 	"sort"
-	"strings"
 	"testing"
 
-	"github.com/clipwasm/clipwasm/checkpoint"
+	"github.com/clipwasm/clipwasm/clip"
+	"github.com/clipwasm/clipwasm/convert"
 	"github.com/clipwasm/clipwasm/internal/fixtures"
-	"github.com/clipwasm/clipwasm/kernels"
 	"github.com/clipwasm/clipwasm/kernels/purego"
 )
-
-// fixtureTensors reads a fixture checkpoint's tensors in stored order.
-func fixtureTensors(t *testing.T, model string) []*checkpoint.Tensor {
-	t.Helper()
-	ck, err := checkpoint.Open(fixtures.Path("openai", model, model+".state_dict.pt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ck.Close() })
-	var out []*checkpoint.Tensor
-	for _, n := range ck.Names() {
-		out = append(out, ck.Tensors[n])
-	}
-	return out
-}
-
-// TestOpenCLIPFolder writes vit_tiny as an OpenCLIP folder (module.
-// prefixes, open_clip_config.json) and checks the config's quick_gelu flag
-// decides the activation: true reproduces the OpenAI goldens, false (exact
-// GELU, OpenCLIP's default) moves them.
-func TestOpenCLIPFolder(t *testing.T) {
-	fixtures.Require(t)
-	var renamed []*checkpoint.Tensor
-	for _, ten := range fixtureTensors(t, "vit_tiny") {
-		c, err := checkpoint.NewTensor("module."+ten.Name, ten.DType, ten.Shape, ten.Bytes())
-		if err != nil {
-			t.Fatal(err)
-		}
-		renamed = append(renamed, c)
-	}
-	images := fixtures.LoadNpy(t, "openai", "vit_tiny", "images.npy")
-	want := fixtures.LoadNpy(t, "openai", "vit_tiny", "image_features.npy").F32
-	for _, quick := range []bool{true, false} {
-		dir := t.TempDir()
-		if err := checkpoint.WriteSafetensors(filepath.Join(dir, "open_clip_model.safetensors"), renamed, nil); err != nil {
-			t.Fatal(err)
-		}
-		cfg := `{"model_cfg": {"embed_dim": 64, "quick_gelu": ` + map[bool]string{true: "true", false: "false"}[quick] +
-			`, "vision_cfg": {"image_size": 32, "layers": 2, "width": 128, "patch_size": 8, "head_width": 64},
-			"text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2}},
-			"preprocess_cfg": {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}}`
-		if err := os.WriteFile(filepath.Join(dir, "open_clip_config.json"), []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		m, err := Load(dir, purego.New(0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantAct := map[bool]kernels.Activation{true: kernels.QuickGELU, false: kernels.GELU}[quick]
-		if m.Config.Activation != wantAct {
-			t.Errorf("quick_gelu=%v: activation %v, want %v", quick, m.Config.Activation, wantAct)
-		}
-		got, err := m.EncodeImage(images.F32, images.Shape[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, _ := fixtures.MaxAbsDiff(got, want)
-		if close := d <= 1e-4*fixtures.MaxAbs(want); close != quick {
-			t.Errorf("quick_gelu=%v: max |Δ| vs QuickGELU goldens %.3g; want close=%v", quick, d, quick)
-		}
-	}
-}
-
-// TestBadCheckpoints checks that structurally wrong weights fail at load
-// time with an error naming the problem.
-func TestBadCheckpoints(t *testing.T) {
-	fixtures.Require(t)
-	base := fixtureTensors(t, "vit_tiny")
-	cases := []struct {
-		name   string
-		mutate func([]*checkpoint.Tensor) []*checkpoint.Tensor
-		want   string
-	}{
-		{"missing ln_post", func(ts []*checkpoint.Tensor) []*checkpoint.Tensor {
-			return drop(ts, "visual.ln_post.bias")
-		}, `missing tensor "visual.ln_post.bias"`},
-		{"missing projection", func(ts []*checkpoint.Tensor) []*checkpoint.Tensor {
-			return drop(ts, "text_projection")
-		}, `"text_projection"`},
-		{"wrong shape", func(ts []*checkpoint.Tensor) []*checkpoint.Tensor {
-			return replace(t, ts, "visual.transformer.resblocks.1.mlp.c_fc.bias", []int{100})
-		}, "has shape [100], want [512]"},
-		{"not CLIP", func(ts []*checkpoint.Tensor) []*checkpoint.Tensor {
-			return ts[:3]
-		}, "not a CLIP checkpoint"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "w.safetensors")
-			if err := checkpoint.WriteSafetensors(path, c.mutate(append([]*checkpoint.Tensor(nil), base...)), nil); err != nil {
-				t.Fatal(err)
-			}
-			_, err := Load(path, purego.New(1))
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("error %v, want one containing %q", err, c.want)
-			}
-		})
-	}
-	if _, err := Load(filepath.Join(t.TempDir(), "absent.pt"), purego.New(1)); err == nil {
-		t.Error("missing file: no error")
-	}
-}
-
-func drop(ts []*checkpoint.Tensor, name string) []*checkpoint.Tensor {
-	var out []*checkpoint.Tensor
-	for _, x := range ts {
-		if x.Name != name {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func replace(t *testing.T, ts []*checkpoint.Tensor, name string, shape []int) []*checkpoint.Tensor {
-	out := drop(ts, name)
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	r, err := checkpoint.NewTensor(name, checkpoint.DType("F32"), shape, make([]byte, 4*n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(out, r)
-}
 
 // TestBadInputsToEncoders checks the encoders refuse malformed batches.
 func TestBadInputsToEncoders(t *testing.T) {
 	fixtures.Require(t)
-	m, err := Load(fixtures.Path("openai", "vit_tiny", "vit_tiny.state_dict.pt"), purego.New(1))
+	m, err := convert.Load(fixtures.Path("openai", "vit_tiny", "vit_tiny.state_dict.pt"), purego.New(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,14 +41,14 @@ func TestBadInputsToEncoders(t *testing.T) {
 // EOT encodes the same as the padded row.
 func TestTextPadding(t *testing.T) {
 	fixtures.Require(t)
-	m, err := Load(fixtures.Path("openai", "rn_tiny", "rn_tiny.jit.pt"), purego.New(0))
+	m, err := convert.Load(fixtures.Path("openai", "rn_tiny", "rn_tiny.jit.pt"), purego.New(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rows := rowsOf(fixtures.LoadNpy(t, "openai", "rn_tiny", "tokens.npy"))
 	var cut [][]int
 	for _, r := range rows {
-		cut = append(cut, r[:m.text.pooledIndex(r)+1])
+		cut = append(cut, r[:slices.Index(r, slices.Max(r))+1])
 	}
 	got, err := m.EncodeText(cut)
 	if err != nil {
@@ -185,16 +58,16 @@ func TestTextPadding(t *testing.T) {
 }
 
 func TestNamedModelsListed(t *testing.T) {
-	names := NamedModels()
+	names := clip.NamedModels()
 	if !sort.StringsAreSorted(names) {
 		t.Error("NamedModels not sorted")
 	}
 	for _, n := range []string{"RN50", "RN101", "RN50x4", "RN50x16", "RN50x64", "ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px"} {
-		if _, err := Named(n); err != nil {
+		if _, err := clip.Named(n); err != nil {
 			t.Error(err)
 		}
 	}
-	if _, err := Named("ViT-Z/99"); err == nil {
+	if _, err := clip.Named("ViT-Z/99"); err == nil {
 		t.Error("unknown name: no error")
 	}
 }

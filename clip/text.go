@@ -10,8 +10,8 @@ import (
 type textTransformer struct {
 	vocab, context, width int
 	eosTokenID            int
-	tokenEmbedding        []float32 // [vocab, W]
-	positional            []float32 // [context, W]
+	tokenEmbedding        *kernels.Matrix // [vocab, W], possibly quantized
+	positional            []float32       // [context, W]
 	transformer           transformer
 	lnFinal               layerNorm
 	proj                  *kernels.Matrix // [E, W]: text_projection transposed
@@ -65,7 +65,7 @@ func (t *textTransformer) encode(p *pass, tokens [][]int) ([]float32, error) {
 				id = ids[j]
 			}
 			row := x[(i*seq+j)*w : (i*seq+j+1)*w]
-			copy(row, t.tokenEmbedding[id*w:(id+1)*w])
+			t.tokenEmbedding.Row(id, row)
 			p.b.Add(row, t.positional[j*w:(j+1)*w])
 		}
 	}

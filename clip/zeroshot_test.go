@@ -1,4 +1,4 @@
-package clip
+package clip_test
 
 import (
 	"math"
@@ -8,21 +8,24 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/clipwasm/clipwasm/clip"
+	"github.com/clipwasm/clipwasm/convert"
+
 	"github.com/clipwasm/clipwasm/internal/fixtures"
 	"github.com/clipwasm/clipwasm/kernels/purego"
 )
 
 func TestSoftmaxAndRank(t *testing.T) {
-	p := Softmax([]float32{1000, 1000, -1000})
+	p := clip.Softmax([]float32{1000, 1000, -1000})
 	if math.Abs(float64(p[0])-0.5) > 1e-6 || p[2] != 0 {
 		t.Errorf("softmax of large logits = %v, want [0.5 0.5 0]", p)
 	}
-	preds := Rank([]string{"a", "b", "c"}, []float32{0, 2, 1}, 2)
+	preds := clip.Rank([]string{"a", "b", "c"}, []float32{0, 2, 1}, 2)
 	if len(preds) != 2 || preds[0].Label != "b" || preds[1].Label != "c" {
 		t.Errorf("Rank top-2 = %+v, want b then c", preds)
 	}
 	var sum float32
-	for _, q := range Rank([]string{"a", "b", "c"}, []float32{0, 2, 1}, 0) {
+	for _, q := range clip.Rank([]string{"a", "b", "c"}, []float32{0, 2, 1}, 0) {
 		sum += q.Prob
 	}
 	if math.Abs(float64(sum)-1) > 1e-6 {
@@ -31,7 +34,7 @@ func TestSoftmaxAndRank(t *testing.T) {
 }
 
 func TestPrompts(t *testing.T) {
-	got := Prompts("tench", []string{"a photo of a {}.", "itap of a {}.", "{} and {}"})
+	got := clip.Prompts("tench", []string{"a photo of a {}.", "itap of a {}.", "{} and {}"})
 	want := []string{"a photo of a tench.", "itap of a tench.", "tench and tench"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
@@ -41,14 +44,14 @@ func TestPrompts(t *testing.T) {
 func TestLoadTemplates(t *testing.T) {
 	fixtures.Require(t)
 	md := filepath.Join(fixtures.SharedDir(), "reference", "prompts.md")
-	cifar, err := LoadTemplates(md + "#CIFAR10")
+	cifar, err := clip.LoadTemplates(md + "#CIFAR10")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cifar) != 18 || cifar[0] != "a photo of a {}." {
 		t.Errorf("CIFAR10: %d templates starting %q, want 18 starting %q", len(cifar), cifar[0], "a photo of a {}.")
 	}
-	all, err := LoadTemplates(md)
+	all, err := clip.LoadTemplates(md)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +72,7 @@ func TestLoadTemplates(t *testing.T) {
 		}
 		return p
 	}
-	plain, err := LoadTemplates(write("plain.txt", "# mine\na photo of a {}.\n\n  a sketch of a {}.  \n"))
+	plain, err := clip.LoadTemplates(write("plain.txt", "# mine\na photo of a {}.\n\n  a sketch of a {}.  \n"))
 	if err != nil || !slices.Equal(plain, []string{"a photo of a {}.", "a sketch of a {}."}) {
 		t.Errorf("plain file: %q, %v", plain, err)
 	}
@@ -80,7 +83,7 @@ func TestLoadTemplates(t *testing.T) {
 		"unknown section":  md + "#NoSuchDataset",
 		"section of plain": write("p2.txt", "a {}\n") + "#X",
 	} {
-		if _, err := LoadTemplates(spec); err == nil {
+		if _, err := clip.LoadTemplates(spec); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
@@ -97,7 +100,7 @@ func (f fixtureTokenizer) Tokenize(text string, _ int) []int { return f[text] }
 // embedding, so probabilities equal the golden softmax over prompts.
 func TestClassifier(t *testing.T) {
 	fixtures.Require(t)
-	m, err := Load(fixtures.Path("openai", "vit_tiny", "vit_tiny.state_dict.pt"), purego.New(0))
+	m, err := convert.Load(fixtures.Path("openai", "vit_tiny", "vit_tiny.state_dict.pt"), purego.New(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +122,7 @@ func TestClassifier(t *testing.T) {
 	logits := fixtures.LoadNpy(t, "openai", "vit_tiny", "logits_per_image.npy")
 	nt := logits.Shape[1]
 	for i, preds := range cls.Classify(img, 0) {
-		want := Softmax(logits.F32[i*nt : i*nt+len(prompts)])
+		want := clip.Softmax(logits.F32[i*nt : i*nt+len(prompts)])
 		for _, p := range preds {
 			j := slices.Index(prompts, p.Label)
 			if math.Abs(float64(p.Prob-want[j])) > 1e-4 {
@@ -150,7 +153,7 @@ func TestClassifier(t *testing.T) {
 // templates is the re-normalised mean of the normalised prompt embeddings.
 func TestEnsembleAveraging(t *testing.T) {
 	fixtures.Require(t)
-	m, err := Load(fixtures.Path("openai", "vit_tiny", "vit_tiny.state_dict.pt"), purego.New(0))
+	m, err := convert.Load(fixtures.Path("openai", "vit_tiny", "vit_tiny.state_dict.pt"), purego.New(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,11 +169,11 @@ func TestEnsembleAveraging(t *testing.T) {
 	want := make([]float32, e)
 	for _, row := range []int{0, 3} {
 		v := append([]float32(nil), feats[row*e:(row+1)*e]...)
-		Normalize(v, e)
+		clip.Normalize(v, e)
 		for k := range want {
 			want[k] += v[k]
 		}
 	}
-	Normalize(want, e)
-	fixtures.AssertClose(t, "ensemble embedding", cls.weights, want, 1e-4)
+	clip.Normalize(want, e)
+	fixtures.AssertClose(t, "ensemble embedding", cls.Embeddings(), want, 1e-4)
 }

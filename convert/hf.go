@@ -1,4 +1,4 @@
-package clip
+package convert
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/clipwasm/clipwasm/checkpoint"
+	"github.com/clipwasm/clipwasm/clip"
 	"github.com/clipwasm/clipwasm/kernels"
 )
 
@@ -39,7 +40,7 @@ func hfActivation(name string) (kernels.Activation, error) {
 	case "gelu":
 		return kernels.GELU, nil
 	}
-	return 0, fmt.Errorf("clip: unsupported hidden_act %q (want quick_gelu or gelu)", name)
+	return 0, fmt.Errorf("unsupported hidden_act %q (want quick_gelu or gelu)", name)
 }
 
 // hfTowers pairs the transformers prefixes of the two towers' blocks with
@@ -52,24 +53,24 @@ var hfTowers = []struct{ from, to string }{
 // fromHuggingFace maps a transformers CLIPModel checkpoint onto OpenAI's
 // naming: separate q/k/v projections are stacked into in_proj, and the
 // projection Linears become the [width, embed] matrices OpenAI stores.
-func fromHuggingFace(ck *checkpoint.Checkpoint) (stateDict, Config, error) {
+func fromHuggingFace(ck *checkpoint.Checkpoint) (stateDict, clip.Config, error) {
 	var hc hfConfig
 	if err := json.Unmarshal(ck.Config, &hc); err != nil {
-		return nil, Config{}, fmt.Errorf("clip: config.json: %w", err)
+		return nil, clip.Config{}, fmt.Errorf("config.json: %w", err)
 	}
 	if hc.ModelType != "" && hc.ModelType != "clip" {
-		return nil, Config{}, fmt.Errorf("clip: config.json model_type %q is not a CLIP model", hc.ModelType)
+		return nil, clip.Config{}, fmt.Errorf("config.json model_type %q is not a CLIP model", hc.ModelType)
 	}
 	act, err := hfActivation(hc.Text.HiddenAct)
 	if err != nil {
-		return nil, Config{}, err
+		return nil, clip.Config{}, err
 	}
 	if vact, err := hfActivation(hc.Vision.HiddenAct); err != nil {
-		return nil, Config{}, err
+		return nil, clip.Config{}, err
 	} else if vact != act {
-		return nil, Config{}, fmt.Errorf("clip: text and vision activations differ (%s, %s)", hc.Text.HiddenAct, hc.Vision.HiddenAct)
+		return nil, clip.Config{}, fmt.Errorf("text and vision activations differ (%s, %s)", hc.Text.HiddenAct, hc.Vision.HiddenAct)
 	}
-	cfg := Config{
+	cfg := clip.Config{
 		EmbedDim:        hc.ProjectionDim,
 		ImageResolution: hc.Vision.ImageSize,
 		VisionLayers:    []int{hc.Vision.NumHiddenLayers},
@@ -93,7 +94,7 @@ func fromHuggingFace(ck *checkpoint.Checkpoint) (stateDict, Config, error) {
 	}
 	cfg.Normalize()
 	if err := cfg.Validate(); err != nil {
-		return nil, Config{}, err
+		return nil, clip.Config{}, err
 	}
 
 	sd := stateDict{}
@@ -119,7 +120,7 @@ func fromHuggingFace(ck *checkpoint.Checkpoint) (stateDict, Config, error) {
 	t := ck.Tensors
 	for name, tensor := range t {
 		if to, ok := rename[name]; ok {
-			sd[to] = entry{tensor.Shape, tensor.Float32}
+			sd[to] = source{tensor.Shape, tensor.Float32}
 			continue
 		}
 		for _, tw := range hfTowers {
@@ -127,7 +128,7 @@ func fromHuggingFace(ck *checkpoint.Checkpoint) (stateDict, Config, error) {
 			if !ok || strings.Contains(rest, "self_attn.q_proj") || strings.Contains(rest, "self_attn.k_proj") || strings.Contains(rest, "self_attn.v_proj") {
 				continue
 			}
-			sd[tw.to+blockRename.Replace(rest)] = entry{tensor.Shape, tensor.Float32}
+			sd[tw.to+blockRename.Replace(rest)] = source{tensor.Shape, tensor.Float32}
 		}
 	}
 	// Stack q, k, v into in_proj, as nn.MultiheadAttention stores them.
@@ -138,38 +139,27 @@ func fromHuggingFace(ck *checkpoint.Checkpoint) (stateDict, Config, error) {
 				break
 			}
 			for _, kind := range []string{"weight", "bias"} {
-				parts := []*checkpoint.Tensor{t[p+"q_proj."+kind], t[p+"k_proj."+kind], t[p+"v_proj."+kind]}
-				if parts[0] == nil || parts[1] == nil || parts[2] == nil {
-					return nil, Config{}, fmt.Errorf("clip: %s{q,k,v}_proj.%s incomplete", p, kind)
+				var parts []source
+				for _, qkv := range []string{"q_proj.", "k_proj.", "v_proj."} {
+					x, ok := t[p+qkv+kind]
+					if !ok {
+						return nil, clip.Config{}, fmt.Errorf("missing tensor %q", p+qkv+kind)
+					}
+					parts = append(parts, source{x.Shape, x.Float32})
 				}
-				shape := append([]int{3 * parts[0].Shape[0]}, parts[0].Shape[1:]...)
-				sd[fmt.Sprintf("%s%d.attn.in_proj_%s", tw.to, i, kind)] = entry{shape, stack(parts)}
+				shape := append([]int{3 * parts[0].shape[0]}, parts[0].shape[1:]...)
+				sd[fmt.Sprintf("%s%d.attn.in_proj_%s", tw.to, i, kind)] = source{shape, stack(parts...)}
 			}
 		}
 	}
 	for from, to := range map[string]string{"text_projection.weight": "text_projection", "visual_projection.weight": "visual.proj"} {
 		tensor, ok := t[from]
 		if !ok || len(tensor.Shape) != 2 {
-			return nil, Config{}, fmt.Errorf("clip: missing or malformed tensor %q", from)
+			return nil, clip.Config{}, fmt.Errorf("missing or malformed tensor %q", from)
 		}
-		sd[to] = entry{[]int{tensor.Shape[1], tensor.Shape[0]}, transposed(tensor)}
+		sd[to] = source{[]int{tensor.Shape[1], tensor.Shape[0]}, transposed(tensor)}
 	}
 	return sd, cfg, nil
-}
-
-// stack concatenates tensors along their first axis.
-func stack(parts []*checkpoint.Tensor) func() ([]float32, error) {
-	return func() ([]float32, error) {
-		var out []float32
-		for _, p := range parts {
-			d, err := p.Float32()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, d...)
-		}
-		return out, nil
-	}
 }
 
 // transposed reads a 2-D tensor [r, c] as [c, r].
@@ -179,14 +169,7 @@ func transposed(t *checkpoint.Tensor) func() ([]float32, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, c := t.Shape[0], t.Shape[1]
-		out := make([]float32, len(d))
-		for i := 0; i < r; i++ {
-			for j := 0; j < c; j++ {
-				out[j*r+i] = d[i*c+j]
-			}
-		}
-		return out, nil
+		return transpose2D(d, t.Shape[0], t.Shape[1])
 	}
 }
 
@@ -213,10 +196,10 @@ type openCLIPConfig struct {
 // applyOpenCLIPConfig takes from an OpenCLIP config what tensor shapes cannot
 // tell: the activation (GELU unless quick_gelu), head counts, and the
 // preprocessing mean and std.
-func applyOpenCLIPConfig(c *Config, raw []byte) error {
+func applyOpenCLIPConfig(c *clip.Config, raw []byte) error {
 	var oc openCLIPConfig
 	if err := json.Unmarshal(raw, &oc); err != nil {
-		return fmt.Errorf("clip: open_clip_config.json: %w", err)
+		return fmt.Errorf("open_clip_config.json: %w", err)
 	}
 	c.Activation = kernels.GELU
 	if oc.ModelCfg.QuickGELU {
