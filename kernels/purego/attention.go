@@ -34,10 +34,12 @@ func (b *backend) Attention(dst, q, k, v []float32, s kernels.AttentionShape) {
 
 // attendHead handles one batch item and head, a query row at a time: the
 // scores of a row fit in a small buffer, and q, k, v and dst are each read
-// along contiguous HeadDim-long runs.
+// along contiguous HeadDim-long runs, four keys or values at a time.
 func attendHead(dst, q, k, v []float32, s kernels.AttentionShape, bi, h int, scale float32, scores []float32) {
 	d := s.HeadDim
 	width := s.Heads * d
+	kAt := func(j int) []float32 { return k[(bi*s.SeqK+j)*s.LDKV+h*d:][:d] }
+	vAt := func(j int) []float32 { return v[(bi*s.SeqK+j)*s.LDKV+h*d:][:d] }
 	for i := range s.SeqQ {
 		qi := q[(bi*s.SeqQ+i)*s.LDQ+h*d:][:d]
 		nk := s.SeqK
@@ -45,12 +47,17 @@ func attendHead(dst, q, k, v []float32, s kernels.AttentionShape, bi, h int, sca
 			nk = i + 1
 		}
 		sc := scores[:nk]
+		j := 0
+		for ; j+4 <= nk; j += 4 {
+			sc[j], sc[j+1], sc[j+2], sc[j+3] = dot4(qi, kAt(j), kAt(j+1), kAt(j+2), kAt(j+3))
+		}
+		for ; j < nk; j++ {
+			sc[j] = dot(qi, kAt(j))
+		}
 		maxv := float32(math.Inf(-1))
 		for j := range sc {
-			kj := k[(bi*s.SeqK+j)*s.LDKV+h*d:][:d]
-			x := dot(qi, kj) * scale
-			sc[j] = x
-			maxv = max(maxv, x)
+			sc[j] *= scale
+			maxv = max(maxv, sc[j])
 		}
 		var sum float32
 		for j, x := range sc {
@@ -60,8 +67,12 @@ func attendHead(dst, q, k, v []float32, s kernels.AttentionShape, bi, h int, sca
 		}
 		out := dst[(bi*s.SeqQ+i)*width+h*d:][:d]
 		clear(out)
-		for j, p := range sc {
-			axpy(out, v[(bi*s.SeqK+j)*s.LDKV+h*d:][:d], p)
+		j = 0
+		for ; j+4 <= nk; j += 4 {
+			axpy4(out, vAt(j), vAt(j+1), vAt(j+2), vAt(j+3), sc[j], sc[j+1], sc[j+2], sc[j+3])
+		}
+		for ; j < nk; j++ {
+			axpy(out, vAt(j), sc[j])
 		}
 		inv := 1 / sum
 		for c := range out {
@@ -86,6 +97,30 @@ func dot(a, b []float32) float32 {
 		s0 += a[i] * b[i]
 	}
 	return (s0 + s1) + (s2 + s3)
+}
+
+// dot4 returns the dot products of q with four keys at once, so each
+// element of q is loaded once per four products.
+func dot4(q, k0, k1, k2, k3 []float32) (s0, s1, s2, s3 float32) {
+	n := len(q)
+	k0, k1, k2, k3 = k0[:n], k1[:n], k2[:n], k3[:n]
+	for i, x := range q {
+		s0 += x * k0[i]
+		s1 += x * k1[i]
+		s2 += x * k2[i]
+		s3 += x * k3[i]
+	}
+	return
+}
+
+// axpy4 computes y += a0·x0 + a1·x1 + a2·x2 + a3·x3, one load and store of
+// y per four value rows.
+func axpy4(y, x0, x1, x2, x3 []float32, a0, a1, a2, a3 float32) {
+	n := len(y)
+	x0, x1, x2, x3 = x0[:n], x1[:n], x2[:n], x3[:n]
+	for i := range y {
+		y[i] += a0*x0[i] + a1*x1[i] + a2*x2[i] + a3*x3[i]
+	}
 }
 
 // axpy computes y += alpha·x.

@@ -1,6 +1,8 @@
 package purego
 
 import (
+	"sync"
+
 	"github.com/clipwasm/clipwasm/kernels"
 )
 
@@ -8,6 +10,11 @@ import (
 // image is convolved in row chunks instead of materialising the whole
 // K²-times-larger matrix.
 const im2colBudget = 1 << 22
+
+// colBufs recycles im2col buffers (*[]float32): a ResNet forward runs dozens
+// of convolutions with buffers of several MiB each, which would otherwise
+// all be garbage.
+var colBufs sync.Pool
 
 // Conv2D convolves src [N,H,W,InC] with w [OutC, K*K*InC] into
 // dst [N,OH,OW,OutC] as im2col followed by the Linear GEMM: each output
@@ -32,7 +39,8 @@ func (b *backend) Conv2D(dst, src []float32, s kernels.ConvShape, w *kernels.Mat
 		return
 	}
 	chunk := max(1, min(rows, im2colBudget/kk))
-	col := make([]float32, chunk*kk)
+	col := getColBuf(chunk * kk)
+	defer colBufs.Put(&col)
 	for r0 := 0; r0 < rows; r0 += chunk {
 		r1 := min(rows, r0+chunk)
 		b.pool.parallelFor(r1-r0, max(1, elemGrain/kk), func(lo, hi int) {
@@ -66,4 +74,13 @@ func im2colRow(row, src []float32, s kernels.ConvShape, oh, ow, r int) {
 		copy(dst[kw0*c:kw1*c], src[base+kw0*c:base+kw1*c])
 		clear(dst[kw1*c:])
 	}
+}
+
+// getColBuf returns a pooled buffer of n floats. Its contents are stale;
+// im2colRow writes every element it hands to the GEMM.
+func getColBuf(n int) []float32 {
+	if p, ok := colBufs.Get().(*[]float32); ok && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]float32, n)
 }

@@ -142,35 +142,45 @@ func gemmTile(dst, x []float32, n, k int, w, bias []float32, i0, i1, p0, p1 int)
 //
 // The accumulators live in an array rather than sixteen local variables:
 // the Go compiler schedules the loop-carried adds last in the loop body, so
-// sixteen scalar accumulators plus their products overflow the sixteen float
+// sixteen scalar accumulators plus their products overflow the float
 // registers of amd64 and spill on every iteration. Array slots are plain
 // stack loads and stores that the CPU forwards cheaply, which measured about
-// 1.5–2× faster on amd64 and no slower under wasm.
+// 1.5–2× faster on amd64 and no slower under wasm. Taking two k steps per
+// update halves that load/store traffic (about 10% more).
 func kernel4x4(c []float32, ldc, cols int, a0, a1, a2, a3, b []float32) {
 	var acc [mr * nr]float32
 	kb := len(a0)
 	a1, a2, a3 = a1[:kb], a2[:kb], a3[:kb]
 	b = b[:kb*nr]
-	for p, x0 := range a0 {
+	p := 0
+	for ; p+2 <= kb; p += 2 {
+		bb := b[p*nr : p*nr+2*nr : p*nr+2*nr]
+		x0, x1, x2, x3 := a0[p], a1[p], a2[p], a3[p]
+		y0, y1, y2, y3 := a0[p+1], a1[p+1], a2[p+1], a3[p+1]
+		acc[0] += x0*bb[0] + y0*bb[4]
+		acc[1] += x0*bb[1] + y0*bb[5]
+		acc[2] += x0*bb[2] + y0*bb[6]
+		acc[3] += x0*bb[3] + y0*bb[7]
+		acc[4] += x1*bb[0] + y1*bb[4]
+		acc[5] += x1*bb[1] + y1*bb[5]
+		acc[6] += x1*bb[2] + y1*bb[6]
+		acc[7] += x1*bb[3] + y1*bb[7]
+		acc[8] += x2*bb[0] + y2*bb[4]
+		acc[9] += x2*bb[1] + y2*bb[5]
+		acc[10] += x2*bb[2] + y2*bb[6]
+		acc[11] += x2*bb[3] + y2*bb[7]
+		acc[12] += x3*bb[0] + y3*bb[4]
+		acc[13] += x3*bb[1] + y3*bb[5]
+		acc[14] += x3*bb[2] + y3*bb[6]
+		acc[15] += x3*bb[3] + y3*bb[7]
+	}
+	if p < kb { // odd kb
 		bb := b[p*nr : p*nr+nr : p*nr+nr]
-		b0, b1, b2, b3 := bb[0], bb[1], bb[2], bb[3]
-		x1, x2, x3 := a1[p], a2[p], a3[p]
-		acc[0] += x0 * b0
-		acc[1] += x0 * b1
-		acc[2] += x0 * b2
-		acc[3] += x0 * b3
-		acc[4] += x1 * b0
-		acc[5] += x1 * b1
-		acc[6] += x1 * b2
-		acc[7] += x1 * b3
-		acc[8] += x2 * b0
-		acc[9] += x2 * b1
-		acc[10] += x2 * b2
-		acc[11] += x2 * b3
-		acc[12] += x3 * b0
-		acc[13] += x3 * b1
-		acc[14] += x3 * b2
-		acc[15] += x3 * b3
+		for r, x := range [mr]float32{a0[p], a1[p], a2[p], a3[p]} {
+			for j := range nr {
+				acc[r*nr+j] += x * bb[j]
+			}
+		}
 	}
 	for r := range mr {
 		row := c[r*ldc : r*ldc+cols]
