@@ -1,11 +1,14 @@
 package convert_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/clipwasm/clipwasm/clip"
 	"github.com/clipwasm/clipwasm/convert"
 
 	"github.com/clipwasm/clipwasm/checkpoint"
@@ -137,4 +140,46 @@ func replace(t *testing.T, ts []*checkpoint.Tensor, name string, shape []int) []
 		t.Fatal(err)
 	}
 	return append(out, r)
+}
+
+// TestShardedHuggingFace splits the F16 Hugging Face fixture over two
+// safetensors files with an index, as the Hub stores large models, and
+// checks the embeddings still match the goldens.
+func TestShardedHuggingFace(t *testing.T) {
+	fixtures.Require(t)
+	src := fixtures.Path("hf", "hf_tiny_gelu_fp16")
+	ck, err := checkpoint.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	dir := t.TempDir()
+	names := ck.Names()
+	index := map[string]any{"metadata": map[string]any{}, "weight_map": map[string]string{}}
+	for part, span := range [][]string{names[:len(names)/2], names[len(names)/2:]} {
+		file := fmt.Sprintf("model-%05d-of-00002.safetensors", part+1)
+		var ts []*checkpoint.Tensor
+		for _, n := range span {
+			ts = append(ts, ck.Tensors[n])
+			index["weight_map"].(map[string]string)[n] = file
+		}
+		if err := checkpoint.WriteSafetensors(filepath.Join(dir, file), ts, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := json.Marshal(index)
+	os.WriteFile(filepath.Join(dir, "model.safetensors.index.json"), raw, 0o644)
+	os.WriteFile(filepath.Join(dir, "config.json"), ck.Config, 0o644)
+
+	m, err := convert.Load(dir, purego.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := fixtures.LoadNpy(t, "hf", "hf_tiny_gelu_fp16", "pixel_values.npy")
+	img, err := m.EncodeImage(px.F32, px.Shape[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	clip.Normalize(img, m.Config.EmbedDim)
+	fixtures.AssertClose(t, "image_embeds", img, fixtures.LoadNpy(t, "hf", "hf_tiny_gelu_fp16", "image_embeds.npy").F32, 1e-4)
 }
