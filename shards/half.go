@@ -1,0 +1,62 @@
+package shards
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// toF16 rounds a float32 to the nearest IEEE binary16 value, ties to even,
+// as numpy's astype(float16) does: overflow becomes ±Inf, tiny values
+// become subnormals or ±0, and NaN stays NaN.
+func toF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23) & 0xff
+	mant := b & 0x7fffff
+	switch {
+	case exp == 0xff: // Inf or NaN (keep a quiet-NaN bit so NaN stays NaN)
+		if mant != 0 {
+			return sign | 0x7e00
+		}
+		return sign | 0x7c00
+	case exp-127 > 15: // beyond the largest binary16 exponent
+		return sign | 0x7c00
+	case exp-127 >= -14: // normal in binary16
+		h := uint32(exp-127+15)<<10 | mant>>13
+		// Round to nearest even on the 13 dropped bits; a carry out of the
+		// mantissa correctly bumps the exponent (up to Inf).
+		rest := mant & 0x1fff
+		if rest > 0x1000 || rest == 0x1000 && h&1 == 1 {
+			h++
+		}
+		return sign | uint16(h)
+	case exp-127 < -25: // below half the smallest subnormal: ±0
+		return sign
+	}
+	// Subnormal in binary16: value = m × 2^-24 with m < 1024.
+	m := mant | 0x800000 // implicit leading bit
+	shift := uint(-exp + 127 - 14 + 13)
+	h := m >> shift
+	rest := m & (1<<shift - 1)
+	half := uint32(1) << (shift - 1)
+	if rest > half || rest == half && h&1 == 1 {
+		h++
+	}
+	return sign | uint16(h)
+}
+
+// appendF16 appends the binary16 little-endian encoding of vals to dst.
+func appendF16(dst []byte, vals []float32) []byte {
+	for _, v := range vals {
+		dst = binary.LittleEndian.AppendUint16(dst, toF16(v))
+	}
+	return dst
+}
+
+// appendF32 appends the little-endian encoding of vals to dst.
+func appendF32(dst []byte, vals []float32) []byte {
+	for _, v := range vals {
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(v))
+	}
+	return dst
+}
