@@ -1,0 +1,80 @@
+package avx2
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/clipwasm/clipwasm/kernels"
+	"github.com/clipwasm/clipwasm/kernels/purego"
+)
+
+// newTest returns the backend with the given threads, skipping the test on
+// a CPU without AVX2/FMA.
+func newTest(tb testing.TB, threads int) kernels.Backend {
+	tb.Helper()
+	be, err := New(threads)
+	if err != nil {
+		tb.Skipf("skipping: %v", err)
+	}
+	return be
+}
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64())
+	}
+	return s
+}
+
+// checkClose fails if got differs from want by more than tol times the
+// largest |want| (at least 1).
+func checkClose(t *testing.T, name string, got, want []float32, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: len %d, want %d", name, len(got), len(want))
+	}
+	scale := 1.0
+	for _, w := range want {
+		scale = max(scale, math.Abs(float64(w)))
+	}
+	for i := range want {
+		if d := math.Abs(float64(got[i]) - float64(want[i])); !(d <= tol*scale) {
+			t.Fatalf("%s: [%d] = %v, want %v (scale %v)", name, i, got[i], want[i], scale)
+		}
+	}
+}
+
+// threadCounts: inline, both cores, and more threads than cores.
+var threadCounts = []int{1, 2, 5}
+
+// gemmShapes are edge shapes around the 6×16 tile, the k blocks and the
+// task sizes, and the real CLIP shapes.
+var gemmShapes = []struct{ m, n, k int }{
+	{1, 1, 1}, {1, 16, 1}, {6, 16, 1}, {1, 1, 7}, {5, 15, 3}, {7, 17, 5},
+	{6, 16, 8}, {mr + 1, nr + 1, kcF32 + 1}, {mr - 1, nr - 1, kcF32 - 1},
+	{2*mr + 3, 3*nr + 2, 2*kcF32 + 7}, {mcRows + 5, ncPanels*nr + 5, 33},
+	{13, 1, 3072}, {1, 33, kcInt + 3}, {50, 96, 768}, {130, 260, 300},
+}
+
+func TestLinearF32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ref := purego.New(1)
+	for _, c := range gemmShapes {
+		x := randSlice(rng, c.m*c.k)
+		wd := randSlice(rng, c.n*c.k)
+		bias := randSlice(rng, c.n)
+		for _, bs := range [][]float32{nil, bias} {
+			want := make([]float32, c.m*c.n)
+			ref.Linear(want, x, c.m, kernels.NewMatrix(c.n, c.k, wd), bs)
+			w := kernels.NewMatrix(c.n, c.k, wd)
+			for _, th := range threadCounts {
+				dst := make([]float32, c.m*c.n)
+				newTest(t, th).Linear(dst, x, c.m, w, bs)
+				checkClose(t, fmt.Sprintf("m%d n%d k%d bias%v t%d", c.m, c.n, c.k, bs != nil, th), dst, want, 1e-5)
+			}
+		}
+	}
+}

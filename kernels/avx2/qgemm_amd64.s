@@ -1,0 +1,192 @@
+#include "textflag.h"
+
+// One k-pair step of the 6×16 integer micro-kernel. B holds int8 weights in
+// pairs (k, k+1) per column, 32 bytes per step at BX; VPMOVSXBW widens each
+// half to 8 columns × 2 int16. A holds int16 activations read in place,
+// rows 0–2 at AX, AX+DX, AX+2·DX and rows 3–5 at R8, R8+DX, R8+2·DX; the
+// broadcast dword is the row's pair (k, k+1). VPMADDWD multiplies and adds
+// each pair into an int32, so no product saturates (AVX2 has no VNNI, and
+// VPMADDUBSW's int16 sums would). Y0–Y11 hold the int32 6×16 tile.
+#define QSTEP(aoff, boff) \
+	VPMOVSXBW    boff(BX), Y12         \
+	VPMOVSXBW    (boff+16)(BX), Y13    \
+	VPBROADCASTD aoff(AX), Y14         \
+	VPMADDWD     Y12, Y14, Y15         \
+	VPADDD       Y15, Y0, Y0           \
+	VPMADDWD     Y13, Y14, Y15         \
+	VPADDD       Y15, Y1, Y1           \
+	VPBROADCASTD aoff(AX)(DX*1), Y14   \
+	VPMADDWD     Y12, Y14, Y15         \
+	VPADDD       Y15, Y2, Y2           \
+	VPMADDWD     Y13, Y14, Y15         \
+	VPADDD       Y15, Y3, Y3           \
+	VPBROADCASTD aoff(AX)(DX*2), Y14   \
+	VPMADDWD     Y12, Y14, Y15         \
+	VPADDD       Y15, Y4, Y4           \
+	VPMADDWD     Y13, Y14, Y15         \
+	VPADDD       Y15, Y5, Y5           \
+	VPBROADCASTD aoff(R8), Y14         \
+	VPMADDWD     Y12, Y14, Y15         \
+	VPADDD       Y15, Y6, Y6           \
+	VPMADDWD     Y13, Y14, Y15         \
+	VPADDD       Y15, Y7, Y7           \
+	VPBROADCASTD aoff(R8)(DX*1), Y14   \
+	VPMADDWD     Y12, Y14, Y15         \
+	VPADDD       Y15, Y8, Y8           \
+	VPMADDWD     Y13, Y14, Y15         \
+	VPADDD       Y15, Y9, Y9           \
+	VPBROADCASTD aoff(R8)(DX*2), Y14   \
+	VPMADDWD     Y12, Y14, Y15         \
+	VPADDD       Y15, Y10, Y10         \
+	VPMADDWD     Y13, Y14, Y15         \
+	VPADDD       Y15, Y11, Y11
+
+// Scales one row's int32 accumulators by sa[row]·sw[0:16] and adds them to
+// the 16 floats of C at DI, then moves DI to the next row (SI is C's row
+// stride in bytes, R11 points at sa, R12 at sw).
+#define QSTORE(row, acc0, acc1) \
+	VCVTDQ2PS    acc0, acc0           \
+	VCVTDQ2PS    acc1, acc1           \
+	VBROADCASTSS (row*4)(R11), Y14    \
+	VMULPS       (R12), Y14, Y15      \
+	VFMADD213PS  (DI), Y15, acc0      \
+	VMOVUPS      acc0, (DI)           \
+	VMULPS       32(R12), Y14, Y15    \
+	VFMADD213PS  32(DI), Y15, acc1    \
+	VMOVUPS      acc1, 32(DI)         \
+	ADDQ         SI, DI
+
+// func qgemm6x16(groups, gkp int, a *int16, lda int, b *int8, c *float32, ldc int, sa, sw *float32, swStride int)
+//
+// For each of groups scale groups of gkp k-pairs: sums the int32 products of
+// the group, then adds them, scaled by sa (per row) and the group's sw (per
+// column, the next group's sw is swStride floats further), to C.
+TEXT ·qgemm6x16(SB), NOSPLIT, $0-80
+	MOVQ a+16(FP), AX
+	MOVQ lda+24(FP), DX
+	MOVQ b+32(FP), BX
+	MOVQ sa+56(FP), R11
+	MOVQ sw+64(FP), R12
+	MOVQ swStride+72(FP), R13
+	MOVQ ldc+48(FP), SI
+	MOVQ groups+0(FP), R10
+	SHLQ $1, DX
+	SHLQ $2, SI
+	SHLQ $2, R13
+	LEAQ (AX)(DX*2), R8
+	ADDQ DX, R8
+
+group:
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	VPXOR Y10, Y10, Y10
+	VPXOR Y11, Y11, Y11
+	MOVQ  gkp+8(FP), CX
+
+	CMPQ CX, $4
+	JLT  tail
+
+loop4:
+	QSTEP(0, 0)
+	QSTEP(4, 32)
+	QSTEP(8, 64)
+	QSTEP(12, 96)
+	ADDQ $16, AX
+	ADDQ $16, R8
+	ADDQ $128, BX
+	SUBQ $4, CX
+	CMPQ CX, $4
+	JGE  loop4
+
+tail:
+	TESTQ CX, CX
+	JZ    store
+
+loop1:
+	QSTEP(0, 0)
+	ADDQ $4, AX
+	ADDQ $4, R8
+	ADDQ $32, BX
+	DECQ CX
+	JNZ  loop1
+
+store:
+	MOVQ c+40(FP), DI
+	QSTORE(0, Y0, Y1)
+	QSTORE(1, Y2, Y3)
+	QSTORE(2, Y4, Y5)
+	QSTORE(3, Y6, Y7)
+	QSTORE(4, Y8, Y9)
+	QSTORE(5, Y10, Y11)
+	ADDQ R13, R12
+	DECQ R10
+	JNZ  group
+	VZEROUPPER
+	RET
+
+// func absMax(x *float32, n int) float32
+//
+// Returns max |x[i]| over n floats, n a multiple of 8.
+TEXT ·absMax(SB), NOSPLIT, $0-20
+	MOVQ     x+0(FP), SI
+	MOVQ     n+8(FP), CX
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD   $1, Y15, Y15 // 0x7fffffff: clears the sign bit
+	VXORPS   Y0, Y0, Y0
+	TESTQ    CX, CX
+	JZ       reduce
+
+absloop:
+	VANDPS (SI), Y15, Y1
+	VMAXPS Y1, Y0, Y0
+	ADDQ   $32, SI
+	SUBQ   $8, CX
+	JNZ    absloop
+
+reduce:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4E, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xB1, X0, X1
+	VMAXPS       X1, X0, X0
+	VZEROUPPER
+	MOVSS        X0, ret+16(FP)
+	RET
+
+// func quantizeRow(dst *int16, x *float32, n int, inv float32)
+//
+// Writes round-to-nearest-even(x[i]·inv), saturated to int16, for n floats,
+// n a multiple of 16.
+TEXT ·quantizeRow(SB), NOSPLIT, $0-28
+	MOVQ         dst+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS inv+24(FP), Y15
+	TESTQ        CX, CX
+	JZ           qdone
+
+qloop:
+	VMULPS    (SI), Y15, Y0
+	VMULPS    32(SI), Y15, Y1
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VPACKSSDW Y1, Y0, Y0
+	VPERMQ    $0xD8, Y0, Y0 // undo the per-lane interleave of VPACKSSDW
+	VMOVDQU   Y0, (DI)
+	ADDQ      $64, SI
+	ADDQ      $32, DI
+	SUBQ      $16, CX
+	JNZ       qloop
+
+qdone:
+	VZEROUPPER
+	RET
