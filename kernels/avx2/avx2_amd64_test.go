@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/clipwasm/clipwasm/kernels"
@@ -76,5 +77,73 @@ func TestLinearF32(t *testing.T) {
 				checkClose(t, fmt.Sprintf("m%d n%d k%d bias%v t%d", c.m, c.n, c.k, bs != nil, th), dst, want, 1e-5)
 			}
 		}
+	}
+}
+
+// TestLinearThreadsAgree checks that results do not depend on the thread
+// count: tiles, not threads, fix the summation order.
+func TestLinearThreadsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m, n, k := 150, 200, 608
+	x := randSlice(rng, m*k)
+	wd := randSlice(rng, n*k)
+	for _, scheme := range []kernels.Scheme{kernels.SchemeF32, kernels.SchemeInt8, kernels.SchemeQ4} {
+		w := quantizedMatrix(t, scheme, n, k, wd)
+		d1, d2 := make([]float32, m*n), make([]float32, m*n)
+		newTest(t, 1).Linear(d1, x, m, w, nil)
+		newTest(t, 2).Linear(d2, x, m, w, nil)
+		for i := range d1 {
+			if d1[i] != d2[i] {
+				t.Fatalf("%s [%d]: 1 thread %v, 2 threads %v", scheme, i, d1[i], d2[i])
+			}
+		}
+	}
+}
+
+// TestLinearConcurrentFirstUse makes many goroutines hit an unprepared
+// matrix at once; run with -race to check the lazy packing.
+func TestLinearConcurrentFirstUse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	m, n, k := 9, 21, 64
+	x := randSlice(rng, m*k)
+	wd := randSlice(rng, n*k)
+	be := newTest(t, 2)
+	for _, scheme := range []kernels.Scheme{kernels.SchemeF32, kernels.SchemeInt8, kernels.SchemeQ4} {
+		w := quantizedMatrix(t, scheme, n, k, wd)
+		want := make([]float32, m*n)
+		newTest(t, 1).Linear(want, x, m, quantizedMatrix(t, scheme, n, k, wd), nil)
+		var wg sync.WaitGroup
+		dsts := make([][]float32, 8)
+		for g := range dsts {
+			dsts[g] = make([]float32, m*n)
+			wg.Go(func() { be.Linear(dsts[g], x, m, w, nil) })
+		}
+		wg.Wait()
+		for g, d := range dsts {
+			checkClose(t, fmt.Sprintf("%s goroutine %d", scheme, g), d, want, 0)
+		}
+		if _, ok := w.Prepared.(preparedForm); !ok {
+			t.Fatalf("%s: Prepared = %T, want this backend's form", scheme, w.Prepared)
+		}
+	}
+}
+
+// TestLinearForeignPrepared checks that another backend's cached form is
+// neither used nor overwritten.
+func TestLinearForeignPrepared(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	x := randSlice(rng, 3*5)
+	w := kernels.NewMatrix(6, 5, randSlice(rng, 30))
+	want := make([]float32, 18)
+	purego.New(1).Linear(want, x, 3, w, nil) // purego's form goes into Prepared
+	foreign := w.Prepared
+	if foreign == nil {
+		t.Fatal("purego left Prepared empty")
+	}
+	dst := make([]float32, 18)
+	newTest(t, 1).Linear(dst, x, 3, w, nil)
+	checkClose(t, "foreign", dst, want, 1e-5)
+	if w.Prepared != foreign {
+		t.Fatalf("Prepared overwritten with %T", w.Prepared)
 	}
 }
