@@ -1,0 +1,119 @@
+package devserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func newTestServer(t *testing.T) (*Server, *httptest.Server, []byte) {
+	t.Helper()
+	web, models := t.TempDir(), t.TempDir()
+	body := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	if err := os.WriteFile(filepath.Join(models, "shard.safetensors"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(web, "index.html"), []byte("<!doctype html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Mounts: map[string]string{"/": web, "/models/": models}, Control: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return s, ts, body
+}
+
+func TestServesWithIsolationAndRanges(t *testing.T) {
+	s, ts, body := newTestServer(t)
+	resp, err := http.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Cross-Origin-Embedder-Policy") != "require-corp" ||
+		resp.Header.Get("Cross-Origin-Opener-Policy") != "same-origin" {
+		t.Fatalf("GET /: %s, headers %v", resp.Status, resp.Header)
+	}
+
+	req, _ := http.NewRequest("GET", ts.URL+"/models/shard.safetensors", nil)
+	req.Header.Set("Range", "bytes=1000-")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(got, body[1000:]) {
+		t.Fatalf("range request: %s, %d bytes", resp.Status, len(got))
+	}
+
+	for _, p := range []string{"/models/missing", "/../devserver.go", "/models/"} {
+		resp, err := http.Get(ts.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %s, want 404", p, resp.Status)
+		}
+	}
+
+	log := s.Requests()
+	if len(log) != 5 || log[1].Range != "bytes=1000-" || log[1].Status != 206 || log[1].Bytes != int64(len(body)-1000) {
+		t.Errorf("log = %+v", log)
+	}
+}
+
+func TestDropOnce(t *testing.T) {
+	_, ts, body := newTestServer(t)
+	resp, err := http.Post(ts.URL+ControlPrefix+"drop?path=/models/shard.safetensors&after=5000", "", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("arming the drop: %v %v", resp, err)
+	}
+	resp, err = http.Get(ts.URL + "/models/shard.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || len(got) != 5000 || !bytes.Equal(got, body[:5000]) {
+		t.Fatalf("dropped response: %d bytes, err %v; want 5000 and an error", len(got), err)
+	}
+	// Only once: the next request gets all of it.
+	resp, err = http.Get(ts.URL + "/models/shard.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(got) != len(body) {
+		t.Fatalf("second response: %d bytes, %v", len(got), err)
+	}
+
+	resp, err = http.Get(ts.URL + ControlPrefix + "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log []Request
+	err = json.NewDecoder(resp.Body).Decode(&log)
+	resp.Body.Close()
+	if err != nil || len(log) != 2 || !log[0].Dropped || log[0].Bytes != 5000 || log[1].Dropped {
+		t.Fatalf("log = %+v, %v", log, err)
+	}
+}
+
+func TestBadMount(t *testing.T) {
+	if _, err := New(Options{Mounts: map[string]string{"models": t.TempDir()}}); err == nil {
+		t.Error("prefix without slashes accepted")
+	}
+	if _, err := New(Options{Mounts: map[string]string{"/": filepath.Join(t.TempDir(), "nope")}}); err == nil {
+		t.Error("missing folder accepted")
+	}
+}
