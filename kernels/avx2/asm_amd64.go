@@ -3,21 +3,21 @@ package avx2
 // The assembly kernels. Slices are passed as pointers so the kernels can
 // start mid-matrix; the Go callers check every bound the kernels rely on.
 
-// sgemm6x16 adds A·B to the 6×16 float32 tile at c (row stride ldc floats):
-// A is 6 rows of kc floats at a with row stride lda floats, B a packed panel
-// of kc steps of 16 floats.
+// sgemm adds A·B to the rows×16 float32 tile at c (row stride ldc floats),
+// rows 4, 5 or 6: A is rows rows of kc floats at a with row stride lda
+// floats, B a packed panel of kc steps of 16 floats.
 //
 //go:noescape
-func sgemm6x16(kc int, a *float32, lda int, b *float32, c *float32, ldc int)
+func sgemm(rows, kc int, a *float32, lda int, b *float32, c *float32, ldc int)
 
-// qgemm6x16 adds, for each of groups groups of gkp k-pairs, the int32
-// product of A (6 rows of int16 at a, row stride lda int16s) and B (packed
-// int8 pairs, 32 bytes per k-pair) scaled by sa[r]·sw[j] to the 6×16 float32
-// tile at c (row stride ldc floats). Each group's sw is swStride floats after
-// the previous group's.
+// qgemm adds, for each of groups groups of gkp k-pairs, the int32 product
+// of A (rows rows of int16 at a, row stride lda int16s; rows 4, 5 or 6) and
+// B (packed int8 pairs, 32 bytes per k-pair) scaled by sa[r]·sw[j] to the
+// rows×16 float32 tile at c (row stride ldc floats). Each group's sw is
+// swStride floats after the previous group's.
 //
 //go:noescape
-func qgemm6x16(groups, gkp int, a *int16, lda int, b *int8, c *float32, ldc int, sa, sw *float32, swStride int)
+func qgemm(rows, groups, gkp int, a *int16, lda int, b *int8, c *float32, ldc int, sa, sw *float32, swStride int)
 
 // absMax returns the largest |x[i]| of n floats, n a multiple of 8.
 //

@@ -51,10 +51,13 @@ func checkClose(t *testing.T, name string, got, want []float32, tol float64) {
 // threadCounts: inline, both cores, and more threads than cores.
 var threadCounts = []int{1, 2, 5}
 
-// gemmShapes are edge shapes around the 6×16 tile, the k blocks and the
-// task sizes, and the real CLIP shapes.
+// gemmShapes are edge shapes around the 6×16 tile (m = 1–11 and a last row
+// block of 1, 3 and 5 rows exercise every split of sliverRows), the k
+// blocks and the task sizes, and the real CLIP shapes.
 var gemmShapes = []struct{ m, n, k int }{
 	{1, 1, 1}, {1, 16, 1}, {6, 16, 1}, {1, 1, 7}, {5, 15, 3}, {7, 17, 5},
+	{2, 3, 4}, {3, 16, 2}, {4, 16, 6}, {8, 17, 9}, {9, 16, 40}, {10, 32, 3},
+	{11, 33, 17}, {mcRows + 1, 20, 30}, {mcRows + 3, 16, 5},
 	{6, 16, 8}, {mr + 1, nr + 1, kcF32 + 1}, {mr - 1, nr - 1, kcF32 - 1},
 	{2*mr + 3, 3*nr + 2, 2*kcF32 + 7}, {mcRows + 5, ncPanels*nr + 5, 33},
 	{13, 1, 3072}, {1, 33, kcInt + 3}, {50, 96, 768}, {130, 260, 300},

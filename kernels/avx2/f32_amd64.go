@@ -1,8 +1,12 @@
 package avx2
 
-import "github.com/clipwasm/clipwasm/kernels"
+import (
+	"sync"
 
-// f32Panels is a float32 matrix packed for sgemm6x16: ceil(rows/16) panels
+	"github.com/clipwasm/clipwasm/kernels"
+)
+
+// f32Panels is a float32 matrix packed for sgemm: ceil(rows/16) panels
 // of cols×16 floats, element (kk, j) of panel p at p·cols·16 + kk·16 + j,
 // zero past the last row.
 type f32Panels struct {
@@ -27,23 +31,24 @@ func packF32(w *kernels.Matrix) *f32Panels {
 	return &f32Panels{rows: n, cols: k, data: data}
 }
 
-// linearF32 is Linear for float32 weights. The kernel reads x in place; only
-// a last sliver of fewer than mr rows is copied into a zero-padded buffer,
-// since the kernel reads all six rows.
+// linearF32 is Linear for float32 weights. The kernel reads x in place;
+// only a last sliver with fewer rows than its tile is copied, zero padded,
+// so that the kernel does not read past x.
 func (b *backend) linearF32(dst, x []float32, m int, w *kernels.Matrix, bias []float32) {
 	n, k := w.Rows, w.Cols
 	pw := prepared(w, packF32)
-	mFull := m - m%mr
+	// Only one sliver, the last, can hang over m, so one buffer serves.
+	var tailOnce sync.Once
 	var tail []float32
-	if mFull < m && k > 0 {
-		tail = make([]float32, mr*k)
-		copy(tail, x[mFull*k:m*k])
-	}
-	b.gemm(dst, m, n, k, kcF32, bias, func(c *float32, ldc, i, p, k0, k1 int) {
+	b.gemm(dst, m, n, k, kcF32, bias, func(c *float32, ldc, i, rows, p, k0, k1 int) {
 		a := x[i*k:]
-		if i >= mFull {
+		if i+rows > m {
+			tailOnce.Do(func() {
+				tail = make([]float32, rows*k)
+				copy(tail, x[i*k:m*k])
+			})
 			a = tail
 		}
-		sgemm6x16(k1-k0, &a[k0], k, &pw.data[(p*k+k0)*nr], c, ldc)
+		sgemm(rows, k1-k0, &a[k0], k, &pw.data[(p*k+k0)*nr], c, ldc)
 	})
 }

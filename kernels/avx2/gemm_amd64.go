@@ -12,7 +12,7 @@ import (
 // broadcast A value: all 16 YMM registers, and 12 independent FMA chains,
 // more than the 2 FMA units × 4 cycles of latency need to stay busy.
 const (
-	mr = 6  // rows of x per micro-kernel call
+	mr = 6  // rows of x per micro-kernel call (4 or 5 for the last ones)
 	nr = 16 // output columns per packed panel: two YMM registers
 
 	// kcF32 bounds the k extent of one pass so that the 16×kc B sliver
@@ -31,10 +31,26 @@ const (
 	ncPanels = 8
 )
 
-// tileFunc accumulates into the mr×nr block of C at c (row stride ldc) the
-// product of rows [i, i+mr) of A and panel p of B over k in [k0, k1). Rows
-// at or past m must read as zeros or be discarded by the caller.
-type tileFunc func(c *float32, ldc, i, p, k0, k1 int)
+// tileFunc accumulates into the rows×nr block of C at c (row stride ldc)
+// the product of rows [i, i+rows) of A and panel p of B over k in
+// [k0, k1), rows being 4, 5 or 6. Rows at or past m must read as zeros or
+// be discarded; only the last sliver of A has any.
+type tileFunc func(c *float32, ldc, i, rows, p, k0, k1 int)
+
+// sliverRows returns the kernel rows for the next sliver when rem rows of a
+// row block are left. Six, except near the end: the last 7–11 rows go as
+// 4+3, 4+4, 4+5, 6+4 and 6+5, since tiles of 4 and 5 rows run at full
+// speed where a 6-row tile over 1–3 rows wastes half or more of its work.
+// Fewer than 4 rows run in a 4-row tile over padding.
+func sliverRows(rem int) int {
+	switch {
+	case rem == mr || rem >= 10:
+		return mr
+	case rem >= 7:
+		return 4
+	}
+	return max(4, rem)
+}
 
 // gemm computes dst[m, n] = bias + A·Bᵀ, with A and B known only to tile,
 // in tasks of mcRows × ncPanels·nr spread over the pool. Within a task, the
@@ -64,17 +80,17 @@ func (b *backend) gemm(dst []float32, m, n, k, kcb int, bias []float32, tile til
 			k1 := min(k, k0+kcb)
 			for p := p0; p < p1; p++ {
 				cols := min(nr, n-p*nr)
-				for i := i0; i < i1; i += mr {
-					rows := min(mr, i1-i)
-					if rows == mr && cols == nr {
-						tile(&dst[i*n+p*nr], n, i, p, k0, k1)
+				for i, rows := i0, 0; i < i1; i += rows {
+					rows = sliverRows(i1 - i)
+					if i+rows <= i1 && cols == nr {
+						tile(&dst[i*n+p*nr], n, i, rows, p, k0, k1)
 						continue
 					}
 					// A partial tile goes through a scratch tile, since the
-					// kernel always writes all of its 6×16 outputs.
+					// kernel writes all of its rows×16 outputs.
 					clear(edge[:])
-					tile(&edge[0], nr, i, p, k0, k1)
-					for r := range rows {
+					tile(&edge[0], nr, i, rows, p, k0, k1)
+					for r := range min(rows, i1-i) {
 						out := dst[(i+r)*n+p*nr:][:cols]
 						for j := range out {
 							out[j] += edge[r*nr+j]

@@ -26,7 +26,7 @@ import (
 // actMax is the largest quantized activation magnitude.
 const actMax = 32767
 
-// intPanels is an int8 or q4 matrix packed for qgemm6x16: ceil(rows/16)
+// intPanels is an int8 or q4 matrix packed for qgemm: ceil(rows/16)
 // panels of kp = ceil(cols/2) k-pairs × 16 columns × 2 bytes, the pair
 // (2t, 2t+1) of panel column j at byte t·32 + 2j, zero past the last row and
 // column. scales holds, per panel, the per-column scales: one group of 16
@@ -82,8 +82,8 @@ func packInt(w *kernels.Matrix) *intPanels {
 	return p
 }
 
-// qActs holds x quantized for qgemm6x16: rows padded to a multiple of mr
-// with zero rows, each row of ld = 2·kp int16 (zero past k), and one scale
+// qActs holds x quantized for qgemm: rows padded to a multiple of mr
+// with zero rows (enough for the last sliver's tile, see sliverRows), each row of ld = 2·kp int16 (zero past k), and one scale
 // per row.
 type qActs struct {
 	ld     int
@@ -158,15 +158,15 @@ func (b *backend) linearInt(dst, x []float32, m int, w *kernels.Matrix, bias []f
 	qa := b.quantizeActs(x, m, k)
 	defer actBufs.Put(qa)
 	ng := pw.groups()
-	b.gemm(dst, m, n, k, kcInt, bias, func(c *float32, ldc, i, p, k0, k1 int) {
+	b.gemm(dst, m, n, k, kcInt, bias, func(c *float32, ldc, i, rows, p, k0, k1 int) {
 		a := &qa.q[i*qa.ld+k0]
 		bp := &pw.q[(p*pw.kp+k0/2)*2*nr]
 		if pw.scheme == kernels.SchemeQ4 {
 			// One group per q4 block: k0 and k1 are multiples of 32.
 			sw := &pw.scales[(p*ng+k0/kernels.Q4Block)*nr]
-			qgemm6x16((k1-k0)/kernels.Q4Block, kernels.Q4Block/2, a, qa.ld, bp, c, ldc, &qa.scales[i], sw, nr)
+			qgemm(rows, (k1-k0)/kernels.Q4Block, kernels.Q4Block/2, a, qa.ld, bp, c, ldc, &qa.scales[i], sw, nr)
 			return
 		}
-		qgemm6x16(1, (k1-k0+1)/2, a, qa.ld, bp, c, ldc, &qa.scales[i], &pw.scales[p*nr], 0)
+		qgemm(rows, 1, (k1-k0+1)/2, a, qa.ld, bp, c, ldc, &qa.scales[i], &pw.scales[p*nr], 0)
 	})
 }

@@ -48,19 +48,21 @@ func TestQGemmExact(t *testing.T) {
 		for i := range ones {
 			ones[i] = 1
 		}
-		got := make([]float32, mr*nr)
-		qgemm6x16(1, ld/2, &a[0], ld, &pw.q[0], &got[0], nr, &ones[0], &pw.scales[0], 0)
-		for r := range mr {
-			for j := range nr {
-				var sum int64
-				for kk := range c.k {
-					sum += int64(a[r*ld+kk]) * int64(w.Q8[j*c.k+kk])
-				}
-				if sum > math.MaxInt32 || sum < math.MinInt32 {
-					t.Fatalf("k%d: reference sum %d overflows int32; kcInt too large", c.k, sum)
-				}
-				if want := float32(int32(sum)); got[r*nr+j] != want {
-					t.Fatalf("k%d extreme=%v [%d,%d] = %v, want %v", c.k, c.extreme, r, j, got[r*nr+j], want)
+		for rows := 4; rows <= mr; rows++ {
+			got := make([]float32, rows*nr)
+			qgemm(rows, 1, ld/2, &a[0], ld, &pw.q[0], &got[0], nr, &ones[0], &pw.scales[0], 0)
+			for r := range rows {
+				for j := range nr {
+					var sum int64
+					for kk := range c.k {
+						sum += int64(a[r*ld+kk]) * int64(w.Q8[j*c.k+kk])
+					}
+					if sum > math.MaxInt32 || sum < math.MinInt32 {
+						t.Fatalf("k%d: reference sum %d overflows int32; kcInt too large", c.k, sum)
+					}
+					if want := float32(int32(sum)); got[r*nr+j] != want {
+						t.Fatalf("k%d extreme=%v rows%d [%d,%d] = %v, want %v", c.k, c.extreme, rows, r, j, got[r*nr+j], want)
+					}
 				}
 			}
 		}

@@ -1,49 +1,70 @@
 #include "textflag.h"
 
-// One k-pair step of the 6×16 integer micro-kernel. B holds int8 weights in
-// pairs (k, k+1) per column, 32 bytes per step at BX; VPMOVSXBW widens each
-// half to 8 columns × 2 int16. A holds int16 activations read in place,
-// rows 0–2 at AX, AX+DX, AX+2·DX and rows 3–5 at R8, R8+DX, R8+2·DX; the
-// broadcast dword is the row's pair (k, k+1). VPMADDWD multiplies and adds
-// each pair into an int32, so no product saturates (AVX2 has no VNNI, and
-// VPMADDUBSW's int16 sums would). Y0–Y11 hold the int32 6×16 tile.
-#define QSTEP(aoff, boff) \
-	VPMOVSXBW    boff(BX), Y12         \
-	VPMOVSXBW    (boff+16)(BX), Y13    \
-	VPBROADCASTD aoff(AX), Y14         \
-	VPMADDWD     Y12, Y14, Y15         \
-	VPADDD       Y15, Y0, Y0           \
-	VPMADDWD     Y13, Y14, Y15         \
-	VPADDD       Y15, Y1, Y1           \
-	VPBROADCASTD aoff(AX)(DX*1), Y14   \
-	VPMADDWD     Y12, Y14, Y15         \
-	VPADDD       Y15, Y2, Y2           \
-	VPMADDWD     Y13, Y14, Y15         \
-	VPADDD       Y15, Y3, Y3           \
-	VPBROADCASTD aoff(AX)(DX*2), Y14   \
-	VPMADDWD     Y12, Y14, Y15         \
-	VPADDD       Y15, Y4, Y4           \
-	VPMADDWD     Y13, Y14, Y15         \
-	VPADDD       Y15, Y5, Y5           \
-	VPBROADCASTD aoff(R8), Y14         \
-	VPMADDWD     Y12, Y14, Y15         \
-	VPADDD       Y15, Y6, Y6           \
-	VPMADDWD     Y13, Y14, Y15         \
-	VPADDD       Y15, Y7, Y7           \
-	VPBROADCASTD aoff(R8)(DX*1), Y14   \
-	VPMADDWD     Y12, Y14, Y15         \
-	VPADDD       Y15, Y8, Y8           \
-	VPMADDWD     Y13, Y14, Y15         \
-	VPADDD       Y15, Y9, Y9           \
-	VPBROADCASTD aoff(R8)(DX*2), Y14   \
-	VPMADDWD     Y12, Y14, Y15         \
-	VPADDD       Y15, Y10, Y10         \
-	VPMADDWD     Y13, Y14, Y15         \
-	VPADDD       Y15, Y11, Y11
+// The integer micro-kernel: a tile of 4, 5 or 6 rows × 16 columns, like
+// the float32 one (see sgemm_amd64.s for the register plan and why fewer
+// rows). B holds int8 weights in pairs (k, k+1) per column, 32 bytes per
+// step at BX; VPMOVSXBW widens each half to 8 columns × 2 int16. A holds
+// int16 activations read in place, rows 0–2 at AX, AX+DX, AX+2·DX and rows
+// 3–5 at R8, R8+DX, R8+2·DX; a row's broadcast dword is its pair (k, k+1).
+// VPMADDWD multiplies and adds each pair into an int32, so no sum
+// saturates (AVX2 has no VNNI, and VPMADDUBSW's int16 pair sums would).
+// Y0–Y11 hold the int32 tile; Y15 takes each product.
 
-// Scales one row's int32 accumulators by sa[row]·sw[0:16] and adds them to
-// the 16 floats of C at DI, then moves DI to the next row (SI is C's row
-// stride in bytes, R11 points at sa, R12 at sw).
+// QROW adds row r's pair times the B pairs to its int32 accumulators.
+#define QROW(aaddr, acc0, acc1) \
+	VPBROADCASTD aaddr, Y14      \
+	VPMADDWD     Y12, Y14, Y15   \
+	VPADDD       Y15, acc0, acc0 \
+	VPMADDWD     Y13, Y14, Y15   \
+	VPADDD       Y15, acc1, acc1
+
+#define QSTEP4(aoff, boff) \
+	VPMOVSXBW boff(BX), Y12         \
+	VPMOVSXBW (boff+16)(BX), Y13    \
+	QROW(aoff(AX), Y0, Y1)          \
+	QROW(aoff(AX)(DX*1), Y2, Y3)    \
+	QROW(aoff(AX)(DX*2), Y4, Y5)    \
+	QROW(aoff(R8), Y6, Y7)
+
+#define QSTEP5(aoff, boff) \
+	QSTEP4(aoff, boff)              \
+	QROW(aoff(R8)(DX*1), Y8, Y9)
+
+#define QSTEP6(aoff, boff) \
+	QSTEP5(aoff, boff)              \
+	QROW(aoff(R8)(DX*2), Y10, Y11)
+
+// QLOOP runs gkp (in CX) k-pair steps of STEP, four per iteration, then
+// jumps to store.
+#define QLOOP(STEP, l4, l1, tail) \
+	CMPQ  CX, $4       \
+	JLT   tail         \
+l4:                    \
+	STEP(0, 0)         \
+	STEP(4, 32)        \
+	STEP(8, 64)        \
+	STEP(12, 96)       \
+	ADDQ  $16, AX      \
+	ADDQ  $16, R8      \
+	ADDQ  $128, BX     \
+	SUBQ  $4, CX       \
+	CMPQ  CX, $4       \
+	JGE   l4           \
+tail:                  \
+	TESTQ CX, CX       \
+	JZ    store        \
+l1:                    \
+	STEP(0, 0)         \
+	ADDQ  $4, AX       \
+	ADDQ  $4, R8       \
+	ADDQ  $32, BX      \
+	DECQ  CX           \
+	JNZ   l1           \
+	JMP   store
+
+// QSTORE scales one row's int32 accumulators by sa[row]·sw[0:16] and adds
+// them to the 16 floats of C at DI, then moves DI to the next row (SI is
+// C's row stride in bytes, R11 points at sa, R12 at sw).
 #define QSTORE(row, acc0, acc1) \
 	VCVTDQ2PS    acc0, acc0           \
 	VCVTDQ2PS    acc1, acc1           \
@@ -56,20 +77,22 @@
 	VMOVUPS      acc1, 32(DI)         \
 	ADDQ         SI, DI
 
-// func qgemm6x16(groups, gkp int, a *int16, lda int, b *int8, c *float32, ldc int, sa, sw *float32, swStride int)
+// func qgemm(rows, groups, gkp int, a *int16, lda int, b *int8, c *float32, ldc int, sa, sw *float32, swStride int)
 //
 // For each of groups scale groups of gkp k-pairs: sums the int32 products of
 // the group, then adds them, scaled by sa (per row) and the group's sw (per
-// column, the next group's sw is swStride floats further), to C.
-TEXT ·qgemm6x16(SB), NOSPLIT, $0-80
-	MOVQ a+16(FP), AX
-	MOVQ lda+24(FP), DX
-	MOVQ b+32(FP), BX
-	MOVQ sa+56(FP), R11
-	MOVQ sw+64(FP), R12
-	MOVQ swStride+72(FP), R13
-	MOVQ ldc+48(FP), SI
-	MOVQ groups+0(FP), R10
+// column; the next group's sw is swStride floats further), to C. The
+// per-group flush is what q4's block scales need; int8 uses one group.
+TEXT ·qgemm(SB), NOSPLIT, $0-88
+	MOVQ a+24(FP), AX
+	MOVQ lda+32(FP), DX
+	MOVQ b+40(FP), BX
+	MOVQ sa+64(FP), R11
+	MOVQ sw+72(FP), R12
+	MOVQ swStride+80(FP), R13
+	MOVQ ldc+56(FP), SI
+	MOVQ groups+8(FP), R10
+	MOVQ rows+0(FP), R9
 	SHLQ $1, DX
 	SHLQ $2, SI
 	SHLQ $2, R13
@@ -89,43 +112,31 @@ group:
 	VPXOR Y9, Y9, Y9
 	VPXOR Y10, Y10, Y10
 	VPXOR Y11, Y11, Y11
-	MOVQ  gkp+8(FP), CX
+	MOVQ  gkp+16(FP), CX
 
-	CMPQ CX, $4
-	JLT  tail
-
-loop4:
-	QSTEP(0, 0)
-	QSTEP(4, 32)
-	QSTEP(8, 64)
-	QSTEP(12, 96)
-	ADDQ $16, AX
-	ADDQ $16, R8
-	ADDQ $128, BX
-	SUBQ $4, CX
-	CMPQ CX, $4
-	JGE  loop4
-
-tail:
-	TESTQ CX, CX
-	JZ    store
-
-loop1:
-	QSTEP(0, 0)
-	ADDQ $4, AX
-	ADDQ $4, R8
-	ADDQ $32, BX
-	DECQ CX
-	JNZ  loop1
+	CMPQ R9, $5
+	JLT  rows4
+	JEQ  rows5
+	QLOOP(QSTEP6, r6l4, r6l1, r6tail)
+rows5:
+	QLOOP(QSTEP5, r5l4, r5l1, r5tail)
+rows4:
+	QLOOP(QSTEP4, r4l4, r4l1, r4tail)
 
 store:
-	MOVQ c+40(FP), DI
+	MOVQ c+48(FP), DI
 	QSTORE(0, Y0, Y1)
 	QSTORE(1, Y2, Y3)
 	QSTORE(2, Y4, Y5)
 	QSTORE(3, Y6, Y7)
+	CMPQ R9, $5
+	JLT  next
 	QSTORE(4, Y8, Y9)
+	CMPQ R9, $6
+	JLT  next
 	QSTORE(5, Y10, Y11)
+
+next:
 	ADDQ R13, R12
 	DECQ R10
 	JNZ  group

@@ -1,35 +1,68 @@
 #include "textflag.h"
 
-// One k step of the 6×16 float32 micro-kernel. A's six rows are read in
-// place from x: rows 0–2 at AX, AX+DX, AX+2·DX and rows 3–5 at R8, R8+DX,
-// R8+2·DX (DX is the row stride in bytes), so no packing of A is needed.
-// B is a packed panel, 16 floats per k step at BX. Y0–Y11 hold the 6×16
-// tile; Y12/Y13 the B row; Y14/Y15 alternate as the broadcast A value so
-// that consecutive broadcasts do not wait on one register.
-#define SSTEP(aoff, boff) \
-	VMOVUPS      boff(BX), Y12         \
-	VMOVUPS      (boff+32)(BX), Y13    \
-	VBROADCASTSS aoff(AX), Y14         \
-	VFMADD231PS  Y12, Y14, Y0          \
-	VFMADD231PS  Y13, Y14, Y1          \
-	VBROADCASTSS aoff(AX)(DX*1), Y15   \
-	VFMADD231PS  Y12, Y15, Y2          \
-	VFMADD231PS  Y13, Y15, Y3          \
-	VBROADCASTSS aoff(AX)(DX*2), Y14   \
-	VFMADD231PS  Y12, Y14, Y4          \
-	VFMADD231PS  Y13, Y14, Y5          \
-	VBROADCASTSS aoff(R8), Y15         \
-	VFMADD231PS  Y12, Y15, Y6          \
-	VFMADD231PS  Y13, Y15, Y7          \
-	VBROADCASTSS aoff(R8)(DX*1), Y14   \
-	VFMADD231PS  Y12, Y14, Y8          \
-	VFMADD231PS  Y13, Y14, Y9          \
-	VBROADCASTSS aoff(R8)(DX*2), Y15   \
-	VFMADD231PS  Y12, Y15, Y10         \
-	VFMADD231PS  Y13, Y15, Y11
+// The float32 micro-kernel computes a tile of 4, 5 or 6 rows × 16 columns.
+// A's rows are read in place from x: rows 0–2 at AX, AX+DX, AX+2·DX and
+// rows 3–5 at R8, R8+DX, R8+2·DX (DX is the row stride in bytes), so A
+// needs no packing. B is a packed panel, 16 floats per k step at BX.
+// Y0–Y11 hold the tile, two registers per row; Y12/Y13 the B row; Y14/Y15
+// alternate as the broadcast A value so that consecutive broadcasts do not
+// wait on one register. Fewer rows than 6 serve the last rows of x: a
+// 4-row tile still has 8 independent FMA chains, enough for 2 FMA units of
+// 4 cycles' latency, so it runs at full speed where a padded 6-row tile
+// would waste a third of its work.
 
-// Adds the two accumulators of one row to the 16 floats of C at DI and
-// moves DI to the next row (SI is C's row stride in bytes).
+// SROW adds row r's broadcast A value times the B row to its accumulators.
+#define SROW(aaddr, tmp, acc0, acc1) \
+	VBROADCASTSS aaddr, tmp      \
+	VFMADD231PS  Y12, tmp, acc0  \
+	VFMADD231PS  Y13, tmp, acc1
+
+#define SSTEP4(aoff, boff) \
+	VMOVUPS boff(BX), Y12                      \
+	VMOVUPS (boff+32)(BX), Y13                 \
+	SROW(aoff(AX), Y14, Y0, Y1)                \
+	SROW(aoff(AX)(DX*1), Y15, Y2, Y3)          \
+	SROW(aoff(AX)(DX*2), Y14, Y4, Y5)          \
+	SROW(aoff(R8), Y15, Y6, Y7)
+
+#define SSTEP5(aoff, boff) \
+	SSTEP4(aoff, boff)                         \
+	SROW(aoff(R8)(DX*1), Y14, Y8, Y9)
+
+#define SSTEP6(aoff, boff) \
+	SSTEP5(aoff, boff)                         \
+	SROW(aoff(R8)(DX*2), Y15, Y10, Y11)
+
+// SLOOP runs kc (in CX) k steps of STEP, four per iteration to amortise
+// the loop overhead, then jumps to store.
+#define SLOOP(STEP, l4, l1, tail) \
+	CMPQ  CX, $4       \
+	JLT   tail         \
+l4:                    \
+	STEP(0, 0)         \
+	STEP(4, 64)        \
+	STEP(8, 128)       \
+	STEP(12, 192)      \
+	ADDQ  $16, AX      \
+	ADDQ  $16, R8      \
+	ADDQ  $256, BX     \
+	SUBQ  $4, CX       \
+	CMPQ  CX, $4       \
+	JGE   l4           \
+tail:                  \
+	TESTQ CX, CX       \
+	JZ    store        \
+l1:                    \
+	STEP(0, 0)         \
+	ADDQ  $4, AX       \
+	ADDQ  $4, R8       \
+	ADDQ  $64, BX      \
+	DECQ  CX           \
+	JNZ   l1           \
+	JMP   store
+
+// SSTORE adds one row's accumulators to the 16 floats of C at DI and moves
+// DI to the next row (SI is C's row stride in bytes).
 #define SSTORE(acc0, acc1) \
 	VADDPS  (DI), acc0, acc0    \
 	VMOVUPS acc0, (DI)          \
@@ -37,12 +70,13 @@
 	VMOVUPS acc1, 32(DI)        \
 	ADDQ    SI, DI
 
-// func sgemm6x16(kc int, a *float32, lda int, b *float32, c *float32, ldc int)
-TEXT ·sgemm6x16(SB), NOSPLIT, $0-48
-	MOVQ kc+0(FP), CX
-	MOVQ a+8(FP), AX
-	MOVQ lda+16(FP), DX
-	MOVQ b+24(FP), BX
+// func sgemm(rows, kc int, a *float32, lda int, b *float32, c *float32, ldc int)
+TEXT ·sgemm(SB), NOSPLIT, $0-56
+	MOVQ rows+0(FP), R11
+	MOVQ kc+8(FP), CX
+	MOVQ a+16(FP), AX
+	MOVQ lda+24(FP), DX
+	MOVQ b+32(FP), BX
 	SHLQ $2, DX
 	LEAQ (AX)(DX*2), R8
 	ADDQ DX, R8
@@ -60,43 +94,30 @@ TEXT ·sgemm6x16(SB), NOSPLIT, $0-48
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
 
-	// Four k steps per iteration to amortise the loop overhead.
-	CMPQ CX, $4
-	JLT  tail
-
-loop4:
-	SSTEP(0, 0)
-	SSTEP(4, 64)
-	SSTEP(8, 128)
-	SSTEP(12, 192)
-	ADDQ $16, AX
-	ADDQ $16, R8
-	ADDQ $256, BX
-	SUBQ $4, CX
-	CMPQ CX, $4
-	JGE  loop4
-
-tail:
-	TESTQ CX, CX
-	JZ    store
-
-loop1:
-	SSTEP(0, 0)
-	ADDQ $4, AX
-	ADDQ $4, R8
-	ADDQ $64, BX
-	DECQ CX
-	JNZ  loop1
+	CMPQ R11, $5
+	JLT  rows4
+	JEQ  rows5
+	SLOOP(SSTEP6, r6l4, r6l1, r6tail)
+rows5:
+	SLOOP(SSTEP5, r5l4, r5l1, r5tail)
+rows4:
+	SLOOP(SSTEP4, r4l4, r4l1, r4tail)
 
 store:
-	MOVQ c+32(FP), DI
-	MOVQ ldc+40(FP), SI
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), SI
 	SHLQ $2, SI
 	SSTORE(Y0, Y1)
 	SSTORE(Y2, Y3)
 	SSTORE(Y4, Y5)
 	SSTORE(Y6, Y7)
+	CMPQ R11, $5
+	JLT  done
 	SSTORE(Y8, Y9)
+	CMPQ R11, $6
+	JLT  done
 	SSTORE(Y10, Y11)
+
+done:
 	VZEROUPPER
 	RET
