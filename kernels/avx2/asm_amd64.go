@@ -29,3 +29,9 @@ func absMax(x *float32, n int) float32
 //
 //go:noescape
 func quantizeRow(dst *int16, x *float32, n int, inv float32)
+
+// quickGELU sets x[i] = x[i]·sigmoid(1.702·x[i]) for n floats, n a
+// multiple of 8.
+//
+//go:noescape
+func quickGELU(x *float32, n int)
