@@ -27,8 +27,8 @@ type encoded struct {
 
 // encode stores vals, the values of src, per the options: matrices in the
 // requested scheme (q4 falling back to int8 when the columns do not divide
-// into blocks), vectors f32 or f16. It measures the relative error of what
-// a reader will get back.
+// into blocks), vectors f32. It measures the relative error of what a
+// reader will get back.
 func encode(src Source, vals []float32, opt Options) (*encoded, error) {
 	rows, cols, err := rowsCols(src.Shape)
 	if err != nil {
@@ -38,17 +38,16 @@ func encode(src Source, vals []float32, opt Options) (*encoded, error) {
 		return nil, fmt.Errorf("%d values for shape %v", len(vals), src.Shape)
 	}
 	t := TensorEntry{Name: src.Name, Shape: append([]int{}, src.Shape...), Kind: src.Kind, Scheme: F32}
-	switch {
-	case src.Kind == KindMatrix:
+	switch src.Kind {
+	case KindMatrix:
 		t.Scheme = opt.Quant
 		if t.Scheme == Q4 && cols%kernels.Q4Block != 0 {
 			t.Scheme = Int8
 			t.Fallback = fmt.Sprintf("q4 needs columns divisible by %d, this matrix has %d: stored int8", kernels.Q4Block, cols)
 		}
-	case src.Kind != KindVector:
+	case KindVector:
+	default:
 		return nil, fmt.Errorf("unknown kind %q", src.Kind)
-	case opt.Quant == F16:
-		t.Scheme = F16
 	}
 	t.DType = t.Scheme.dtype()
 	e := &encoded{entry: t}

@@ -19,8 +19,12 @@
 // Matrices (GEMM weights and the token-embedding table) take the requested
 // scheme; under q4 a matrix whose column count is not a multiple of 32
 // falls back to int8 and its manifest entry says why. Vectors (biases,
-// norms, embeddings added to the input, logit_scale) stay f32, or f16 when
-// the requested scheme is f16.
+// norms, embeddings added to the input, logit_scale) are written f32 in
+// every scheme: they are well under 1% of a model's bytes, and rounding
+// them costs accuracy out of proportion (BatchNorm-folded biases above
+// all: the tiny ResNet fixture's f16 bundle reaches an image cosine of
+// 0.9999875 with f16 vectors, 0.9999911 with f32 ones). Readers accept f16
+// vectors too.
 //
 // # Shards
 //

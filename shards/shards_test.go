@@ -183,7 +183,7 @@ func TestRoundTrip(t *testing.T) {
 				}
 				rows, cols, _ := rowsCols(v.shape)
 				scheme := F32
-				if v.kind == KindMatrix || tc.quant == F16 {
+				if v.kind == KindMatrix {
 					scheme = tc.quant
 				}
 				if scheme == Q4 && cols%kernels.Q4Block != 0 {

@@ -1,0 +1,212 @@
+// Command weights-converter turns a CLIP checkpoint — an OpenAI .pt file, a
+// Hugging Face or OpenCLIP folder, a safetensors file, or a model fetched
+// from the Hugging Face Hub — into a bundle of quantized weight shards
+// (package shards), then checks the bundle against the original model.
+//
+// Usage:
+//
+//	weights-converter --in CHECKPOINT --out DIR --quant int8|q4|f16|f32
+//	    [--shard-size 16MiB] [--scale-dtype f32|f16] [--vocab PATH]
+//	weights-converter --from-hub openai/clip-vit-base-patch32 [--revision main]
+//	    [--cache DIR] [--hub-url URL] --out DIR --quant ...
+//
+// The tokenizer stored in the bundle comes from --vocab; else from
+// vocab.json and merges.txt (or bpe_simple_vocab_16e6.txt.gz) beside the
+// weights; else from $CLIPWASM_VOCAB; else from
+// ../shared/reference/bpe_simple_vocab_16e6.txt.gz relative to the working
+// folder. OpenAI's .pt files carry no vocabulary.
+//
+// Hub downloads go to --cache (default $XDG_CACHE_HOME/clipwasm or
+// ~/.cache/clipwasm), by repository and revision, resume after a broken
+// connection, and send $HF_TOKEN as a bearer token when it is set. The hub
+// address is --hub-url, else $HF_ENDPOINT, else https://huggingface.co.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+
+	"github.com/clipwasm/clipwasm/convert"
+	"github.com/clipwasm/clipwasm/internal/hub"
+	"github.com/clipwasm/clipwasm/shards"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "weights-converter:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// options are the parsed command line.
+type options struct {
+	in, out, vocab    string
+	quant             shards.Scheme
+	scaleDType        shards.DType
+	shardSize         int64
+	fromHub, revision string
+	cache, hubURL     string
+	quiet, skipVerify bool
+}
+
+func parseArgs(args []string, stderr io.Writer) (*options, error) {
+	o := &options{shardSize: shards.DefaultShardSize}
+	fs := flag.NewFlagSet("weights-converter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.in, "in", "", "checkpoint file or folder to convert")
+	fs.StringVar(&o.out, "out", "", "bundle folder to write (replaced if it holds a bundle)")
+	quant := fs.String("quant", "", "matrix storage: int8, q4, f16 or f32")
+	scale := fs.String("scale-dtype", "", "dtype of int8/q4 scales: f32 or f16 (default f32 for int8, f16 for q4)")
+	fs.Func("shard-size", "shard size bound, e.g. 16MiB, 4MB or 1048576 (default 16MiB)", func(s string) (err error) {
+		o.shardSize, err = parseSize(s)
+		return err
+	})
+	fs.StringVar(&o.vocab, "vocab", "", "tokenizer: bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json and merges.txt")
+	fs.StringVar(&o.fromHub, "from-hub", "", "Hugging Face Hub repository to download, e.g. openai/clip-vit-base-patch32")
+	fs.StringVar(&o.revision, "revision", "main", "hub revision (branch, tag or commit)")
+	fs.StringVar(&o.cache, "cache", "", "download cache (default $XDG_CACHE_HOME/clipwasm or ~/.cache/clipwasm)")
+	fs.StringVar(&o.hubURL, "hub-url", "", "hub address (default $HF_ENDPOINT or "+hub.DefaultURL+")")
+	fs.BoolVar(&o.quiet, "quiet", false, "no download progress")
+	fs.BoolVar(&o.skipVerify, "no-verify", false, "skip the check of the bundle against the original model (it holds the model in float32)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	switch {
+	case (o.in == "") == (o.fromHub == ""):
+		return nil, errors.New("give exactly one of --in and --from-hub")
+	case o.out == "":
+		return nil, errors.New("--out is required")
+	}
+	o.quant = shards.Scheme(*quant)
+	switch o.quant {
+	case shards.F32, shards.F16, shards.Int8, shards.Q4:
+	default:
+		return nil, fmt.Errorf("--quant %q: want int8, q4, f16 or f32", *quant)
+	}
+	switch *scale {
+	case "":
+	case "f32", "f16":
+		o.scaleDType = shards.DType(strings.ToUpper(*scale))
+	default:
+		return nil, fmt.Errorf("--scale-dtype %q: want f32 or f16", *scale)
+	}
+	return o, nil
+}
+
+// run is the command: parse args, fetch if asked, convert, check.
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parseArgs(args, stderr)
+	if err != nil {
+		return err
+	}
+	in := o.in
+	if o.fromHub != "" {
+		if in, err = download(o, stdout, stderr); err != nil {
+			return err
+		}
+	}
+	m, err := convert.Open(in)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	tok, tokFrom, err := loadTokenizer(o.vocab, in)
+	if err != nil {
+		return err
+	}
+	if tok.VocabSize() > m.Config.VocabSize {
+		return fmt.Errorf("tokenizer %s has %d tokens, more than the model's %d embeddings", tokFrom, tok.VocabSize(), m.Config.VocabSize)
+	}
+	fmt.Fprintf(stdout, "model: %s\ntokenizer: %s\n", m.Config.String(), tokFrom)
+	res, err := shards.Write(o.out, m.Config, tok, sources(m), shards.Options{Quant: o.quant, ScaleDType: o.scaleDType, ShardSize: o.shardSize})
+	if err != nil {
+		return err
+	}
+	man := res.Manifest
+	fmt.Fprintf(stdout, "wrote %s: %d tensors (%s), %d shards, %.1f MiB\n", o.out, len(man.Tensors), o.quant, len(man.Shards), float64(man.TotalSize())/(1<<20))
+	for _, t := range res.Tensors {
+		if t.Fallback != "" {
+			fmt.Fprintf(stdout, "  %s: %s\n", t.Name, t.Fallback)
+		}
+	}
+	printWorst(stdout, res.Tensors, 5)
+	if o.skipVerify {
+		return nil
+	}
+	return selfCheck(stdout, m, o.out, o.quant)
+}
+
+// sources lists the model's tensors for shards.Write.
+func sources(m *convert.Model) []shards.Source {
+	out := make([]shards.Source, len(m.Tensors))
+	for i, t := range m.Tensors {
+		kind := shards.KindVector
+		if t.Kind == convert.Matrix {
+			kind = shards.KindMatrix
+		}
+		out[i] = shards.Source{Name: t.Name, Shape: t.Shape, Kind: kind, Float32: t.Float32}
+	}
+	return out
+}
+
+// download fetches the --from-hub repository and returns its local folder.
+func download(o *options, stdout, stderr io.Writer) (string, error) {
+	cache := o.cache
+	if cache == "" {
+		var err error
+		if cache, err = defaultCache(); err != nil {
+			return "", err
+		}
+	}
+	base := o.hubURL
+	if base == "" {
+		base = os.Getenv("HF_ENDPOINT")
+	}
+	c := &hub.Client{BaseURL: base, Token: os.Getenv("HF_TOKEN"), CacheDir: cache}
+	if !o.quiet && isTerminal(stderr) {
+		c.Progress = stderr
+	}
+	// Ctrl-C stops a download cleanly (the .part file stays for a resume).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	dir, err := c.Download(ctx, o.fromHub, o.revision)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(stdout, "downloaded %s@%s: %s\n", o.fromHub, o.revision, dir)
+	return dir, nil
+}
+
+// defaultCache is $XDG_CACHE_HOME/clipwasm, or ~/.cache/clipwasm.
+func defaultCache() (string, error) {
+	if x := os.Getenv("XDG_CACHE_HOME"); x != "" {
+		return filepath.Join(x, "clipwasm"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache folder (give --cache): %w", err)
+	}
+	return filepath.Join(home, ".cache", "clipwasm"), nil
+}
+
+// isTerminal reports whether w is a character device such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
