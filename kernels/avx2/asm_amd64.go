@@ -1,5 +1,7 @@
 package avx2
 
+import "math"
+
 // The assembly kernels. Slices are passed as pointers so the kernels can
 // start mid-matrix; the Go callers check every bound the kernels rely on.
 
@@ -19,10 +21,20 @@ func sgemm(rows, kc int, a *float32, lda int, b *float32, c *float32, ldc int)
 //go:noescape
 func qgemm(rows, groups, gkp int, a *int16, lda int, b *int8, c *float32, ldc int, sa, sw *float32, swStride int)
 
-// absMax returns the largest |x[i]| of n floats, n a multiple of 8.
+// maxMasked returns the largest of init and x[i]&mask (as bits) over n
+// floats, n a multiple of 8.
 //
 //go:noescape
-func absMax(x *float32, n int) float32
+func maxMasked(x *float32, n int, mask uint32, init float32) float32
+
+// absMax returns the largest |x[i]| of n floats, n a multiple of 8.
+func absMax(x *float32, n int) float32 { return maxMasked(x, n, 0x7fffffff, 0) }
+
+// rowMax returns the largest x[i] of n floats, n a multiple of 8, or −Inf
+// for n = 0.
+func rowMax(x *float32, n int) float32 {
+	return maxMasked(x, n, 0xffffffff, float32(math.Inf(-1)))
+}
 
 // quantizeRow writes x[i]·inv rounded to nearest even and saturated to
 // int16 into dst, for n floats, n a multiple of 16.
@@ -35,3 +47,9 @@ func quantizeRow(dst *int16, x *float32, n int, inv float32)
 //
 //go:noescape
 func quickGELU(x *float32, n int)
+
+// expSub sets x[i] = exp(x[i]−sub) for n floats, n a multiple of 8, and
+// returns their sum.
+//
+//go:noescape
+func expSub(x *float32, n int, sub float32) float32

@@ -188,3 +188,34 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func expSub(x *float32, n int, sub float32) float32
+//
+// Sets x[i] = exp(x[i]−sub) for n floats, n a multiple of 8, and returns
+// their sum: the exponentials of a softmax row.
+TEXT ·expSub(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS sub+16(FP), Y5
+	VXORPS       Y6, Y6, Y6
+	TESTQ        CX, CX
+	JZ           sum
+
+eloop:
+	VMOVUPS (SI), Y0
+	VSUBPS  Y5, Y0, Y0
+	EXP
+	VMOVUPS Y0, (SI)
+	VADDPS  Y0, Y6, Y6
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     eloop
+
+sum:
+	VEXTRACTF128 $1, Y6, X1
+	VADDPS       X1, X6, X6
+	VHADDPS      X6, X6, X6
+	VHADDPS      X6, X6, X6
+	VZEROUPPER
+	MOVSS        X6, ret+24(FP)
+	RET

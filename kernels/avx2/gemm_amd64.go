@@ -53,9 +53,7 @@ func sliverRows(rem int) int {
 }
 
 // gemm computes dst[m, n] = bias + A·Bᵀ, with A and B known only to tile,
-// in tasks of mcRows × ncPanels·nr spread over the pool. Within a task, the
-// k loop is outermost so that each B sliver, once loaded into L1, meets all
-// of the task's row slivers.
+// in tasks of mcRows × ncPanels·nr spread over the pool.
 func (b *backend) gemm(dst []float32, m, n, k, kcb int, bias []float32, tile tileFunc) {
 	np := (n + nr - 1) / nr
 	mt := (m + mcRows - 1) / mcRows
@@ -75,31 +73,38 @@ func (b *backend) gemm(dst []float32, m, n, k, kcb int, bias []float32, tile til
 				clear(row)
 			}
 		}
-		var edge [mr * nr]float32
-		for k0 := 0; k0 < k; k0 += kcb {
-			k1 := min(k, k0+kcb)
-			for p := p0; p < p1; p++ {
-				cols := min(nr, n-p*nr)
-				for i, rows := i0, 0; i < i1; i += rows {
-					rows = sliverRows(i1 - i)
-					if i+rows <= i1 && cols == nr {
-						tile(&dst[i*n+p*nr], n, i, rows, p, k0, k1)
-						continue
-					}
-					// A partial tile goes through a scratch tile, since the
-					// kernel writes all of its rows×16 outputs.
-					clear(edge[:])
-					tile(&edge[0], nr, i, rows, p, k0, k1)
-					for r := range min(rows, i1-i) {
-						out := dst[(i+r)*n+p*nr:][:cols]
-						for j := range out {
-							out[j] += edge[r*nr+j]
-						}
+		gemmBlock(dst, n, n, k, kcb, i0, i1, p0, p1, tile)
+	})
+}
+
+// gemmBlock adds A·Bᵀ to rows [i0, i1) and panels [p0, p1) of C (row
+// stride ldc, n columns) on the calling goroutine. The k loop is outermost
+// so that each B sliver, once loaded into L1, meets all the row slivers.
+func gemmBlock(c []float32, ldc, n, k, kcb, i0, i1, p0, p1 int, tile tileFunc) {
+	var edge [mr * nr]float32
+	for k0 := 0; k0 < k; k0 += kcb {
+		k1 := min(k, k0+kcb)
+		for p := p0; p < p1; p++ {
+			cols := min(nr, n-p*nr)
+			for i, rows := i0, 0; i < i1; i += rows {
+				rows = sliverRows(i1 - i)
+				if i+rows <= i1 && cols == nr {
+					tile(&c[i*ldc+p*nr], ldc, i, rows, p, k0, k1)
+					continue
+				}
+				// A partial tile goes through a scratch tile, since the
+				// kernel writes all of its rows×16 outputs.
+				clear(edge[:])
+				tile(&edge[0], nr, i, rows, p, k0, k1)
+				for r := range min(rows, i1-i) {
+					out := c[(i+r)*ldc+p*nr:][:cols]
+					for j := range out {
+						out[j] += edge[r*nr+j]
 					}
 				}
 			}
 		}
-	})
+	}
 }
 
 // preparedForm is a backend-specific form of a Matrix cached in Prepared.

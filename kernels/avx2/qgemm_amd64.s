@@ -143,24 +143,25 @@ next:
 	VZEROUPPER
 	RET
 
-// func absMax(x *float32, n int) float32
+// func maxMasked(x *float32, n int, mask uint32, init float32) float32
 //
-// Returns max |x[i]| over n floats, n a multiple of 8.
-TEXT ·absMax(SB), NOSPLIT, $0-20
-	MOVQ     x+0(FP), SI
-	MOVQ     n+8(FP), CX
-	VPCMPEQD Y15, Y15, Y15
-	VPSRLD   $1, Y15, Y15 // 0x7fffffff: clears the sign bit
-	VXORPS   Y0, Y0, Y0
-	TESTQ    CX, CX
-	JZ       reduce
+// Returns the largest of init and the x[i] with their bits ANDed with
+// mask, over n floats, n a multiple of 8: the largest magnitude with mask
+// 0x7fffffff (the sign cleared), the plain maximum with all ones.
+TEXT ·maxMasked(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS mask+16(FP), Y15
+	VBROADCASTSS init+20(FP), Y0
+	TESTQ        CX, CX
+	JZ           reduce
 
-absloop:
+maxloop:
 	VANDPS (SI), Y15, Y1
 	VMAXPS Y1, Y0, Y0
 	ADDQ   $32, SI
 	SUBQ   $8, CX
-	JNZ    absloop
+	JNZ    maxloop
 
 reduce:
 	VEXTRACTF128 $1, Y0, X1
@@ -170,7 +171,7 @@ reduce:
 	VPERMILPS    $0xB1, X0, X1
 	VMAXPS       X1, X0, X0
 	VZEROUPPER
-	MOVSS        X0, ret+16(FP)
+	MOVSS        X0, ret+24(FP)
 	RET
 
 // func quantizeRow(dst *int16, x *float32, n int, inv float32)
