@@ -48,3 +48,51 @@ peers: build
 
 clean:
 	rm -rf $(BIN)
+
+# --- WebAssembly SIMD kernels (kernels/wasmsimd) ------------------------
+# The kernel modules are hand-written WAT assembled by wabt's wat2wasm
+# (Debian's 1.0.32, which spells the relaxed int8 dot
+# i32x4.dot_i8x16_i7x16_add_s); the .wasm files are committed next to the
+# sources. Tests run under GOOS=js in Node (with the kernels linked) and in
+# headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core
+# installed into an ignored folder; no browser is ever downloaded).
+WASMSIMD    := kernels/wasmsimd
+WAT2WASM    ?= wat2wasm
+CHROMIUM    ?= /usr/bin/chromium
+PLAYWRIGHT  := $(WASMSIMD)/run/node_modules/playwright-core
+WASMSIMD_TEST_FLAGS ?= -test.v
+WASMSIMD_BENCH      ?= .
+
+.PHONY: wasm-kernels wasm-kernels-check wasm-kernels-test wasm-kernels-test-chromium wasm-kernels-bench-chromium
+
+wasm-kernels:
+	$(WAT2WASM) $(WASMSIMD)/simd128.wat -o $(WASMSIMD)/simd128.wasm
+	$(WAT2WASM) --enable-relaxed-simd $(WASMSIMD)/relaxed.wat -o $(WASMSIMD)/relaxed.wasm
+
+# The committed binaries must be exactly what the sources assemble to.
+wasm-kernels-check:
+	@command -v $(WAT2WASM) >/dev/null || { echo "wasm-kernels-check: $(WAT2WASM) not found (apt-get install wabt)" >&2; exit 1; }
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	$(WAT2WASM) $(WASMSIMD)/simd128.wat -o $$tmp/simd128.wasm && \
+	$(WAT2WASM) --enable-relaxed-simd $(WASMSIMD)/relaxed.wat -o $$tmp/relaxed.wasm && \
+	cmp $$tmp/simd128.wasm $(WASMSIMD)/simd128.wasm && cmp $$tmp/relaxed.wasm $(WASMSIMD)/relaxed.wasm && \
+	echo "wasm-kernels-check: committed .wasm match their .wat"
+
+# Kernel and backend tests under GOOS=js in Node, kernels linked.
+wasm-kernels-test:
+	GOOS=js GOARCH=wasm $(GO) test -exec $(CURDIR)/$(WASMSIMD)/run/go_js_wasm_exec ./$(WASMSIMD)/
+
+$(PLAYWRIGHT): $(WASMSIMD)/run/package-lock.json
+	cd $(WASMSIMD)/run && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+
+# The same tests in headless Chromium: the test binary, Go's wasm_exec.js
+# and the glue served from localhost to a page, its output collected.
+wasm-kernels-test-chromium: $(PLAYWRIGHT)
+	GOOS=js GOARCH=wasm $(GO) test -c -o $(BIN)/wasmsimd.test.wasm ./$(WASMSIMD)/
+	CHROMIUM=$(CHROMIUM) node $(WASMSIMD)/run/chromium.mjs $(BIN)/wasmsimd.test.wasm $(WASMSIMD_TEST_FLAGS)
+
+# GEMM throughput per kernel set (and plain Go) in Chromium, one thread.
+wasm-kernels-bench-chromium: $(PLAYWRIGHT)
+	GOOS=js GOARCH=wasm $(GO) test -c -o $(BIN)/wasmsimd.test.wasm ./$(WASMSIMD)/
+	CHROMIUM=$(CHROMIUM) node $(WASMSIMD)/run/chromium.mjs $(BIN)/wasmsimd.test.wasm \
+		-test.run '^$$' -test.bench '$(WASMSIMD_BENCH)' -test.benchtime 1s
