@@ -155,7 +155,10 @@ func (w *packer) addSource(src Source, opt Options) (*TensorEntry, TensorStat, e
 	if err != nil {
 		return nil, TensorStat{}, err
 	}
-	t := &e.entry
+	// The manifest keeps a copy of the entry, not e: e holds the tensor's
+	// bytes, which must be freed once their shard is written.
+	t := new(TensorEntry)
+	*t = e.entry
 	if err := w.add(t, e); err != nil {
 		return nil, TensorStat{}, err
 	}
