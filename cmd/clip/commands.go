@@ -12,7 +12,7 @@ import (
 	"github.com/clipwasm/clipwasm/convert"
 	"github.com/clipwasm/clipwasm/imageproc"
 	"github.com/clipwasm/clipwasm/internal/npy"
-	"github.com/clipwasm/clipwasm/kernels/purego"
+	"github.com/clipwasm/clipwasm/kernels/native"
 	"github.com/clipwasm/clipwasm/tokenizer"
 )
 
@@ -76,7 +76,11 @@ func loadModel(a *args) (*clip.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return convert.Load(path, purego.New(threads))
+	b, err := native.New(threads)
+	if err != nil {
+		return nil, err
+	}
+	return convert.Load(path, b)
 }
 
 // tokenRow is the clip.tokenize row without its zero padding.
