@@ -10,7 +10,7 @@ import (
 
 // TestActivate checks every activation (QuickGELU is this backend's own)
 // against float64, each value relative to its own magnitude, over the range
-// where exp overflows or underflows.
+// where exp overflows or underflows, and on a dense sweep.
 func TestActivate(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	refs := map[kernels.Activation]func(float64) float64{
@@ -26,6 +26,13 @@ func TestActivate(t *testing.T) {
 			}
 			special := []float32{0, -100, 100, -60, 60, 1e-30, -1e-30, float32(math.Inf(1)), 51.3, -51.3}
 			copy(x, special)
+			if n == 100_000 {
+				// A dense sweep through the branch points of erf (|x| = √2
+				// and 2√2) and the range where exp under- and overflows.
+				for i := range x {
+					x[i] = -100 + 200*float32(i)/float32(n)
+				}
+			}
 			for _, th := range []int{1, 2} {
 				got := append([]float32(nil), x...)
 				newTest(t, th).Activate(got, act)

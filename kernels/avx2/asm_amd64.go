@@ -53,3 +53,9 @@ func quickGELU(x *float32, n int)
 //
 //go:noescape
 func expSub(x *float32, n int, sub float32) float32
+
+// gelu sets x[i] = 0.5·x[i]·(1+erf(x[i]/√2)) for n floats, n a multiple
+// of 8.
+//
+//go:noescape
+func gelu(x *float32, n int)

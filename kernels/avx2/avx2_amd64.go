@@ -10,7 +10,7 @@ import (
 
 // backend overrides the GEMM-based ops of an embedded purego backend.
 type backend struct {
-	kernels.Backend // purego: LayerNorm, Activate, Add, Attention, AvgPool2D
+	kernels.Backend // purego: LayerNorm, Add, AvgPool2D, GELU and ReLU
 	pool            *pool
 }
 
