@@ -3,7 +3,9 @@ module github.com/clipwasm/clipwasm
 go 1.26.0
 
 require (
+	github.com/gowebapi/webapi v0.0.0-20221221115732-41cedfc27a0b
 	github.com/nlpodyssey/gopickle v0.2.0
+	github.com/syumai/tinyutil v0.3.2
 	golang.org/x/image v0.48.0
 	gorgonia.org/tensor v0.9.24
 )

@@ -1,0 +1,80 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"fmt"
+	"syscall/js"
+	"unsafe"
+)
+
+var (
+	uint8Array  = js.Global().Get("Uint8Array")
+	float32Ctor = js.Global().Get("Float32Array")
+)
+
+// goBytes copies a Uint8Array or Uint8ClampedArray into Go memory.
+func goBytes(v js.Value) []byte {
+	b := make([]byte, v.Get("byteLength").Int())
+	js.CopyBytesToGo(b, v)
+	return b
+}
+
+// jsBytes copies b into a new Uint8Array.
+func jsBytes(b []byte) js.Value {
+	u := uint8Array.New(len(b))
+	js.CopyBytesToJS(u, b)
+	return u
+}
+
+// float32Array copies x into a new Float32Array. js.CopyBytesToJS takes
+// bytes only, so the floats go over as their little-endian bytes (wasm is
+// little-endian, as is every typed array on the platforms that run it).
+func float32Array(x []float32) js.Value {
+	u := jsBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*len(x)))
+	return float32Ctor.New(u.Get("buffer"))
+}
+
+// await waits for a promise and returns its value, or its rejection as a
+// *jsError. It must not be called from a js.FuncOf callback, which would
+// deadlock the event loop.
+func await(p js.Value) (js.Value, error) {
+	type settled struct {
+		v   js.Value
+		err error
+	}
+	ch := make(chan settled, 1)
+	then := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		ch <- settled{v: arg0(args)}
+		return nil
+	})
+	catch := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		ch <- settled{err: newJSError(arg0(args))}
+		return nil
+	})
+	defer then.Release()
+	defer catch.Release()
+	p.Call("then", then, catch)
+	s := <-ch
+	return s.v, s.err
+}
+
+func arg0(args []js.Value) js.Value {
+	if len(args) == 0 {
+		return js.Undefined()
+	}
+	return args[0]
+}
+
+// jsError is a rejected promise's reason: a DOMException or Error has a
+// name ("QuotaExceededError", "TypeError") and a message.
+type jsError struct{ name, message string }
+
+func newJSError(v js.Value) *jsError {
+	if v.Type() == js.TypeObject && v.Get("name").Type() == js.TypeString {
+		return &jsError{name: v.Get("name").String(), message: v.Get("message").String()}
+	}
+	return &jsError{name: "Error", message: js.Global().Call("String", v).String()}
+}
+
+func (e *jsError) Error() string { return fmt.Sprintf("%s: %s", e.name, e.message) }

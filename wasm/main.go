@@ -1,0 +1,135 @@
+//go:build js && wasm
+
+// Command wasm is the CLIP engine compiled to WebAssembly (make wasm builds
+// web/clipwasm.wasm). It runs inside the Web Worker that web/worker.js
+// starts, answers the requests of web/clipwasm.js (the protocol is in
+// package wasm/worker) and reaches the browser through
+// github.com/syumai/tinyutil (fetch) and github.com/gowebapi/webapi (the
+// Cache API), with syscall/js where those have nothing to offer.
+package main
+
+import (
+	"encoding/json"
+	"time"
+
+	"syscall/js"
+
+	"github.com/syumai/tinyutil/httputil"
+
+	"github.com/clipwasm/clipwasm/wasm/worker"
+)
+
+func main() {
+	backend := newBackend()
+	store := newCacheStore("clipwasm-shards-v1")
+	srv := worker.NewServer(post, func(onProgress func(worker.Progress)) *worker.Loader {
+		return worker.NewLoader(httputil.DefaultClient, store, onProgress)
+	}, backend, yield)
+
+	// worker.js hands every request, images already decoded, to this
+	// function; it must return at once, so Handle runs the work in a
+	// goroutine.
+	js.Global().Set("clipwasmHandle", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		req, err := parseRequest(args[0])
+		if err != nil {
+			post(worker.Event{ID: req.ID, Type: worker.EventError, Error: worker.AsError(err)})
+			return nil
+		}
+		srv.Handle(req)
+		return nil
+	}))
+	postValue(toJS(map[string]any{"type": worker.EventReady, "backend": backend.Name(), "ensembles": worker.EnsembleNames()}), nil)
+	select {} // serve until the worker is terminated
+}
+
+// yield parks the computing goroutine on a timer. Go's js/wasm scheduler
+// then has nothing to run and returns to the browser's event loop, which
+// delivers pending messages (a cancel) before the timer fires.
+func yield() { time.Sleep(time.Millisecond) }
+
+// parseRequest reads a request object. syscall/js, since webapi has no
+// types for the project's own messages.
+func parseRequest(v js.Value) (worker.Request, error) {
+	if v.Type() != js.TypeObject {
+		return worker.Request{}, &worker.Error{Code: worker.CodeProtocol, Message: "a request must be an object"}
+	}
+	req := worker.Request{
+		V: intField(v, "v"), ID: intField(v, "id"), Op: stringField(v, "op"),
+		URL: stringField(v, "url"), Ensemble: stringField(v, "ensemble"),
+		TopK: intField(v, "topK"), Target: intField(v, "target"),
+		Texts: stringList(v.Get("texts")), Labels: stringList(v.Get("labels")), Templates: stringList(v.Get("templates")),
+	}
+	if imgs := v.Get("images"); imgs.Truthy() {
+		for i := range imgs.Length() {
+			img := imgs.Index(i)
+			if enc := img.Get("encoded"); enc.Truthy() {
+				req.Images = append(req.Images, worker.Image{Encoded: goBytes(enc)})
+				continue
+			}
+			w, h, rgba := intField(img, "width"), intField(img, "height"), img.Get("rgba")
+			if !rgba.Truthy() {
+				return req, &worker.Error{Code: worker.CodeProtocol, Message: "an image needs rgba pixels or encoded bytes"}
+			}
+			req.Images = append(req.Images, worker.Image{Width: w, Height: h, RGBA: goBytes(rgba)})
+		}
+	}
+	return req, nil
+}
+
+func intField(v js.Value, name string) int {
+	if f := v.Get(name); f.Type() == js.TypeNumber {
+		return f.Int()
+	}
+	return 0
+}
+
+func stringField(v js.Value, name string) string {
+	if f := v.Get(name); f.Type() == js.TypeString {
+		return f.String()
+	}
+	return ""
+}
+
+func stringList(v js.Value) []string {
+	if !v.Truthy() {
+		return nil
+	}
+	out := make([]string, v.Length())
+	for i := range out {
+		out[i] = v.Index(i).String()
+	}
+	return out
+}
+
+// post sends an event to the page. Everything but embeddings goes as JSON
+// (parsed into an object here, so the page gets plain objects); embeddings
+// go as a transferred Float32Array.
+func post(e worker.Event) {
+	msg := toJS(e)
+	var transfer []any
+	if emb, ok := e.Result.(*worker.Embeddings); ok {
+		data := float32Array(emb.Data)
+		msg.Get("result").Set("data", data)
+		transfer = append(transfer, data.Get("buffer"))
+	}
+	postValue(msg, transfer)
+}
+
+// toJS converts a JSON-encodable value to a JavaScript object tagged with
+// the protocol version.
+func toJS(v any) js.Value {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// The protocol types always encode; this is a bug.
+		panic(err)
+	}
+	obj := js.Global().Get("JSON").Call("parse", string(b))
+	obj.Set("v", worker.ProtocolVersion)
+	return obj
+}
+
+// postValue posts to the page; webapi's DedicatedWorkerGlobalScope would
+// bring in bindings for most of the platform for this one call.
+func postValue(msg js.Value, transfer []any) {
+	js.Global().Call("postMessage", msg, transfer)
+}

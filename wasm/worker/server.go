@@ -1,0 +1,123 @@
+package worker
+
+import (
+	"context"
+	"sync"
+
+	"github.com/clipwasm/clipwasm/kernels"
+)
+
+// Server answers requests: it runs each in its own goroutine, tracks the
+// running ones for cancellation, and holds the loaded engine.
+type Server struct {
+	send    func(Event)
+	loader  func(onProgress func(Progress)) *Loader
+	backend kernels.Backend
+	yield   func()
+
+	mu      sync.Mutex
+	engine  *Engine
+	running map[int]context.CancelFunc
+}
+
+// NewServer returns a server that posts events with send, loads bundles
+// with the loaders newLoader makes (one per load, reporting to its
+// onProgress), runs models on backend and calls yield between units of
+// work (see Engine).
+func NewServer(send func(Event), newLoader func(onProgress func(Progress)) *Loader, backend kernels.Backend, yield func()) *Server {
+	return &Server{send: send, loader: newLoader, backend: backend, yield: yield, running: map[int]context.CancelFunc{}}
+}
+
+// Handle starts answering req and returns at once: it is called from the
+// host's message handler, which must not block.
+func (s *Server) Handle(req Request) {
+	if req.V != ProtocolVersion {
+		s.fail(req.ID, errorf(CodeProtocol, "protocol version %d, this worker speaks %d", req.V, ProtocolVersion))
+		return
+	}
+	if req.Op == OpCancel {
+		s.mu.Lock()
+		cancel, ok := s.running[req.Target]
+		s.mu.Unlock()
+		if ok {
+			cancel()
+		}
+		s.send(Event{ID: req.ID, Type: EventResult, Result: &CancelResult{Cancelled: ok}})
+		return
+	}
+	s.mu.Lock()
+	if _, dup := s.running[req.ID]; dup {
+		s.mu.Unlock()
+		s.fail(req.ID, errorf(CodeProtocol, "request id %d is already running", req.ID))
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.running[req.ID] = cancel
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.running, req.ID)
+			s.mu.Unlock()
+			cancel()
+		}()
+		res, err := s.run(ctx, req)
+		if err != nil {
+			s.fail(req.ID, err)
+			return
+		}
+		s.send(Event{ID: req.ID, Type: EventResult, Result: res})
+	}()
+}
+
+func (s *Server) fail(id int, err error) {
+	s.send(Event{ID: id, Type: EventError, Error: AsError(err)})
+}
+
+func (s *Server) run(ctx context.Context, req Request) (any, error) {
+	if req.Op == OpLoad {
+		return s.load(ctx, req)
+	}
+	s.mu.Lock()
+	e := s.engine
+	s.mu.Unlock()
+	if e == nil && (req.Op == OpEmbedImage || req.Op == OpEmbedText || req.Op == OpClassify) {
+		return nil, errorf(CodeNotLoaded, "%s before a model was loaded", req.Op)
+	}
+	switch req.Op {
+	case OpEmbedImage:
+		return e.EmbedImages(ctx, req.Images)
+	case OpEmbedText:
+		return e.EmbedTexts(ctx, req.Texts)
+	case OpClassify:
+		templates, err := Templates(req.Ensemble, req.Templates)
+		if err != nil {
+			return nil, err
+		}
+		return e.Classify(ctx, req.Images, req.Labels, templates, req.TopK)
+	}
+	return nil, errorf(CodeProtocol, "unknown op %q", req.Op)
+}
+
+// load fetches a bundle and makes it the engine that later requests use.
+func (s *Server) load(ctx context.Context, req Request) (*LoadResult, error) {
+	l := s.loader(func(p Progress) {
+		s.send(Event{ID: req.ID, Type: EventProgress, Progress: &p})
+	})
+	b, res, err := l.Load(ctx, req.URL)
+	if err != nil {
+		return nil, err
+	}
+	e, err := NewEngine(b.Config, b, b.Tokenizer(), s.backend, s.yield)
+	if err != nil {
+		return nil, errorf(CodeManifest, "%v", err)
+	}
+	if ctx.Err() != nil {
+		return nil, errCancelled
+	}
+	s.mu.Lock()
+	s.engine = e
+	s.mu.Unlock()
+	res.Backend = s.backend.Name()
+	return res, nil
+}
