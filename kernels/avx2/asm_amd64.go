@@ -59,3 +59,9 @@ func expSub(x *float32, n int, sub float32) float32
 //
 //go:noescape
 func gelu(x *float32, n int)
+
+// layerNormRow normalises one row of n floats, n a multiple of 8, into dst
+// (which may be x) with float64 statistics.
+//
+//go:noescape
+func layerNormRow(dst, x, gamma, beta *float32, n int, eps float32)

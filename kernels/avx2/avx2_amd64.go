@@ -10,7 +10,7 @@ import (
 
 // backend overrides the GEMM-based ops of an embedded purego backend.
 type backend struct {
-	kernels.Backend // purego: LayerNorm, Add, AvgPool2D, GELU and ReLU
+	kernels.Backend // purego: Add, AvgPool2D, ReLU
 	pool            *pool
 }
 

@@ -5,10 +5,10 @@
 // register tile over weights packed once into 16-wide panels, or, for int8
 // and q4 weights, on an integer GEMM that multiplies them with activations
 // quantized per row (token) to int16 on the fly. Attention runs both of its
-// products on the float32 GEMM with a vectorised softmax, and QuickGELU on
-// a vectorised exp. LayerNorm, Add, AvgPool2D and the other activations are
-// those of the portable backend, package purego, which this one embeds:
-// measured at ViT-B/32 batch 1 they take a few percent of a layer.
+// products on the float32 GEMM with a vectorised softmax; QuickGELU and
+// GELU run on a vectorised exp and erf, LayerNorm on float64 vectors. Add,
+// AvgPool2D and ReLU are those of the portable backend, package purego,
+// which this one embeds: memory-bound, they gain little from assembly.
 //
 // Prepared weights are cached in Matrix.Prepared: a packed float32 copy of
 // an f32 matrix (as purego keeps), an int8 copy of an int8 matrix, and an
