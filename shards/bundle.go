@@ -31,8 +31,9 @@ type Bundle struct {
 // NewBundle makes a bundle from a parsed manifest and the bytes of its
 // shards, keyed by file name (a browser fetches them; see Open for files).
 // Every shard the manifest lists must be present and match its size and
-// SHA-256; the error names the first shard, in manifest order, that does
-// not. The bundle keeps the byte slices: int8 and q4 matrices alias them.
+// SHA-256 (shards that m.VerifyShard accepted are not hashed again); the
+// error names the first shard, in manifest order, that does not. The
+// bundle keeps the byte slices: int8 and q4 matrices alias them.
 func NewBundle(m *Manifest, shards map[string][]byte) (*Bundle, error) {
 	return newBundle(m, shards, nil)
 }
@@ -46,7 +47,7 @@ func newBundle(m *Manifest, shards map[string][]byte, release []func() error) (*
 			errs[i] = fmt.Errorf("shards: shard %s is missing", s.File)
 			continue
 		}
-		wg.Go(func() { errs[i] = m.VerifyShard(s.File, data) })
+		wg.Go(func() { errs[i] = m.verifyShard(s.File, data) })
 	}
 	wg.Wait()
 	b := &Bundle{Manifest: m, Config: m.Config, shards: shards, release: release,

@@ -54,6 +54,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"github.com/clipwasm/clipwasm/clip"
 	"github.com/clipwasm/clipwasm/kernels"
@@ -144,6 +146,17 @@ type Manifest struct {
 	Tokenizer  TokenizerSpec `json:"tokenizer"`
 	Tensors    []TensorEntry `json:"tensors"`
 	Shards     []ShardEntry  `json:"shards"`
+
+	// verified maps a shard name to the bytes VerifyShard accepted for it
+	// (a verifiedBytes), so that NewBundle need not hash them again. Set
+	// by ParseManifest.
+	verified *sync.Map
+}
+
+// verifiedBytes identifies a byte slice by its first byte and length.
+type verifiedBytes struct {
+	first *byte
+	n     int
 }
 
 // TokenizerSpec is the BPE tokenizer: its merges in rank order, each "a b"
@@ -210,6 +223,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if err := m.validate(); err != nil {
 		return nil, fmt.Errorf("shards: %s: %w", ManifestFile, err)
 	}
+	m.verified = new(sync.Map)
 	return &m, nil
 }
 
@@ -389,8 +403,26 @@ func (m *Manifest) Shard(name string) (ShardEntry, error) {
 }
 
 // VerifyShard checks data against the manifest's size and SHA-256 for the
-// named shard, with an error naming the shard on any mismatch.
+// named shard, with an error naming the shard on any mismatch. A manifest
+// from ParseManifest remembers the slice it accepted: NewBundle given that
+// same slice does not hash it again, so the caller must not modify it.
 func (m *Manifest) VerifyShard(name string, data []byte) error {
+	if err := m.verifyShard(name, data); err != nil {
+		return err
+	}
+	if m.verified != nil {
+		m.verified.Store(name, verifiedBytes{unsafe.SliceData(data), len(data)})
+	}
+	return nil
+}
+
+// verifyShard checks data unless VerifyShard already accepted this slice.
+func (m *Manifest) verifyShard(name string, data []byte) error {
+	if m.verified != nil {
+		if v, ok := m.verified.Load(name); ok && v == (verifiedBytes{unsafe.SliceData(data), len(data)}) {
+			return nil
+		}
+	}
 	s, err := m.Shard(name)
 	if err != nil {
 		return err
