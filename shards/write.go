@@ -280,20 +280,18 @@ func entryEstimate(key string, shape []int) int64 {
 // fit in one shard (see the package documentation).
 func (w *packer) add(t *TensorEntry, e *encoded) error {
 	l := e.layout
-	rowShape := e.partShape(1)
 	split := false
-	est := func() int64 { // header bytes of one part
-		n := entryEstimate(t.Name+"#p0000000000", rowShape)
-		if l.rowScales > 0 {
-			n += entryEstimate(t.Name+"#p0000000000#scales", e.scaleShape(1))
-		}
-		return n
+	// The header bytes of one more part: the key with the longest suffix,
+	// the shape with the most rows.
+	partHeader := entryEstimate(t.Name+"#p0000000000", e.partShape(l.rows))
+	if l.rowScales > 0 {
+		partHeader += entryEstimate(t.Name+"#p0000000000#scales", e.scaleShape(l.rows))
 	}
 	rowSize := l.rowBytes + l.rowScales
-	room := func() int64 { return w.limit - shardOverhead - w.headerEst - w.dataLen - est() }
+	room := func() int64 { return w.limit - shardOverhead - w.headerEst - w.dataLen - partHeader }
 	// A tensor that fits in an empty shard is not split.
 	if whole := int64(l.rows) * rowSize; whole > room() {
-		if len(w.entries) > 0 && whole <= w.limit-shardOverhead-est() {
+		if len(w.entries) > 0 && whole <= w.limit-shardOverhead-partHeader {
 			if err := w.flush(); err != nil {
 				return err
 			}

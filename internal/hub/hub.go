@@ -89,7 +89,9 @@ func (c *Client) Dir(repo, revision string) (string, error) {
 // files — and returns the local folder, ready for checkpoint.Open. Files
 // the repository lacks are skipped, except that some weights must exist.
 // Files already complete in the cache are not fetched again, and a folder
-// whose download finished is returned without any request.
+// whose download finished is returned without any request, so a branch
+// such as "main" is not refreshed: pass a commit as the revision, or delete
+// the folder, to fetch a newer one.
 func (c *Client) Download(ctx context.Context, repo, revision string) (string, error) {
 	dir, err := c.Dir(repo, revision)
 	if err != nil {
