@@ -244,22 +244,36 @@ func TestSoftmaxExtremes(t *testing.T) {
 func TestWrapperChecks(t *testing.T) {
 	simd128(t)
 	cases := map[string]func(){
-		"gemm x":      func() { gemmF32(false, make([]float32, 6), 3, make([]float32, 5), 3, make([]float32, 9), 3, nil, 2, 3, 3) },
-		"gemm w":      func() { gemmF32(false, make([]float32, 6), 3, make([]float32, 6), 3, make([]float32, 8), 3, nil, 2, 3, 3) },
-		"gemm dst":    func() { gemmF32(false, make([]float32, 5), 3, make([]float32, 6), 3, make([]float32, 9), 3, nil, 2, 3, 3) },
-		"gemm bias":   func() { gemmF32(false, make([]float32, 6), 3, make([]float32, 6), 3, make([]float32, 9), 3, make([]float32, 2), 2, 3, 3) },
-		"gemm stride": func() { gemmF32(false, make([]float32, 6), 2, make([]float32, 6), 3, make([]float32, 9), 3, nil, 2, 3, 3) },
-		"nn w":        func() { gemmF32NN(make([]float32, 6), 3, make([]float32, 4), 2, make([]float32, 5), 3, 2, 3, 2) },
-		"i8 sw":       func() { gemmI8(make([]float32, 6), 3, make([]int8, 6), 3, make([]float32, 2), make([]int8, 9), 3, make([]float32, 2), nil, 2, 3, 3) },
+		"gemm x": func() {
+			gemmF32(false, make([]float32, 6), 3, make([]float32, 5), 3, make([]float32, 9), 3, nil, 2, 3, 3)
+		},
+		"gemm w": func() {
+			gemmF32(false, make([]float32, 6), 3, make([]float32, 6), 3, make([]float32, 8), 3, nil, 2, 3, 3)
+		},
+		"gemm dst": func() {
+			gemmF32(false, make([]float32, 5), 3, make([]float32, 6), 3, make([]float32, 9), 3, nil, 2, 3, 3)
+		},
+		"gemm bias": func() {
+			gemmF32(false, make([]float32, 6), 3, make([]float32, 6), 3, make([]float32, 9), 3, make([]float32, 2), 2, 3, 3)
+		},
+		"gemm stride": func() {
+			gemmF32(false, make([]float32, 6), 2, make([]float32, 6), 3, make([]float32, 9), 3, nil, 2, 3, 3)
+		},
+		"nn w": func() { gemmF32NN(make([]float32, 6), 3, make([]float32, 4), 2, make([]float32, 5), 3, 2, 3, 2) },
+		"i8 sw": func() {
+			gemmI8(make([]float32, 6), 3, make([]int8, 6), 3, make([]float32, 2), make([]int8, 9), 3, make([]float32, 2), nil, 2, 3, 3)
+		},
 		"u7 wsum": func() {
 			gemmU7(make([]float32, 6), 3, make([]uint8, 6), 3, make([]float32, 2), make([]int32, 2), make([]int8, 9), 3, make([]float32, 3), make([]int32, 2), nil, 2, 3, 3)
 		},
-		"quant sx":  func() { quantRowsI8(make([]int8, 6), 3, make([]float32, 1), make([]float32, 6), 3, 2, 3) },
-		"q4 cols":   func() { q4Rows(make([]int8, 48), make([]float32, 1), make([]byte, 24), make([]float32, 2), 1, 48) },
-		"layernorm": func() { layerNorm(make([]float32, 6), make([]float32, 6), 2, 3, make([]float32, 2), make([]float32, 3), 1e-5) },
-		"softmax":   func() { softmaxRows(make([]float32, 7), 4, 2, 4, 1, false) },
-		"add":       func() { addInPlace(make([]float32, 6), make([]float32, 5)) },
-		"negative":  func() { gemmF32(false, nil, 3, nil, 3, nil, 3, nil, -1, 3, 3) },
+		"quant sx": func() { quantRowsI8(make([]int8, 6), 3, make([]float32, 1), make([]float32, 6), 3, 2, 3) },
+		"q4 cols":  func() { q4Rows(make([]int8, 48), make([]float32, 1), make([]byte, 24), make([]float32, 2), 1, 48) },
+		"layernorm": func() {
+			layerNorm(make([]float32, 6), make([]float32, 6), 2, 3, make([]float32, 2), make([]float32, 3), 1e-5)
+		},
+		"softmax":  func() { softmaxRows(make([]float32, 7), 4, 2, 4, 1, false) },
+		"add":      func() { addInPlace(make([]float32, 6), make([]float32, 5)) },
+		"negative": func() { gemmF32(false, nil, 3, nil, 3, nil, 3, nil, -1, 3, 3) },
 	}
 	for name, f := range cases {
 		func() {
