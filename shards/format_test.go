@@ -327,12 +327,13 @@ func TestAtomic(t *testing.T) {
 	}
 }
 
-// TestReplace: writing over a bundle replaces it and leaves no backup.
+// TestReplace: writing over a bundle (named with a trailing slash this
+// time) replaces it and leaves no backup.
 func TestReplace(t *testing.T) {
 	parent := t.TempDir()
 	out := filepath.Join(parent, "out")
 	write(t, out, Options{Quant: F32})
-	write(t, out, Options{Quant: Q4})
+	write(t, out+string(filepath.Separator), Options{Quant: Q4})
 	entries, _ := os.ReadDir(parent)
 	if len(entries) != 1 {
 		t.Errorf("parent holds %v, want only out", entries)

@@ -89,6 +89,7 @@ func Write(dir string, cfg clip.Config, tok *tokenizer.Tokenizer, tensors []Sour
 	if tok == nil {
 		return nil, errors.New("shards: no tokenizer")
 	}
+	dir = filepath.Clean(dir) // "out/" must not put the temporary folder inside out
 	if err := checkDestination(dir); err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func Write(dir string, cfg clip.Config, tok *tokenizer.Tokenizer, tensors []Sour
 	res = &Result{Manifest: &Manifest{
 		Format: Format, Version: Version, Quant: opt.Quant, Config: cfg, Tokenizer: tokenizerSpec(tok),
 	}}
-	if opt.Quant == Int8 || opt.Quant == Q4 {
+	if opt.Quant.quantized() {
 		res.Manifest.ScaleDType = opt.scaleDType()
 	}
 	entries := make([]*TensorEntry, 0, len(tensors))
