@@ -28,6 +28,8 @@ type Bundle struct {
 	release []func() error // unmaps shards opened by Open
 }
 
+var _ clip.Weights = (*Bundle)(nil)
+
 // NewBundle makes a bundle from a parsed manifest and the bytes of its
 // shards, keyed by file name (a browser fetches them; see Open for files).
 // Every shard the manifest lists must be present and match its size and
