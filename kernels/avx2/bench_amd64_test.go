@@ -64,3 +64,41 @@ func BenchmarkLinear(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOps times the non-GEMM ops of a ViT-B/32 layer at batch 1, the
+// case where they weigh most against the GEMMs, on both backends.
+func BenchmarkOps(b *testing.B) {
+	const tokens, width, hidden = 50, 768, 3072
+	rng := rand.New(rand.NewPCG(2, 2))
+	qkv := randSlice(rng, tokens*3*width)
+	h := randSlice(rng, tokens*hidden)
+	x := randSlice(rng, tokens*width)
+	gamma, beta := randSlice(rng, width), randSlice(rng, width)
+	out := make([]float32, tokens*hidden)
+	att := kernels.AttentionShape{Batch: 1, SeqQ: tokens, SeqK: tokens, Heads: 12, HeadDim: 64, LDQ: 3 * width, LDKV: 3 * width}
+	ops := []struct {
+		name string
+		run  func(be kernels.Backend)
+	}{
+		{"attention", func(be kernels.Backend) { be.Attention(out, qkv, qkv[width:], qkv[2*width:], att) }},
+		{"layernorm", func(be kernels.Backend) { be.LayerNorm(out, x, tokens, width, gamma, beta, 1e-5) }},
+		// The activations run on a copy so every call sees the same input.
+		{"quickgelu", func(be kernels.Backend) { copy(out, h); be.Activate(out, kernels.QuickGELU) }},
+		{"gelu", func(be kernels.Backend) { copy(out, h); be.Activate(out, kernels.GELU) }},
+	}
+	for _, op := range ops {
+		for _, backend := range []string{"avx2", "purego"} {
+			b.Run(op.name+"/"+backend, func(b *testing.B) {
+				var be kernels.Backend
+				if backend == "purego" {
+					be = purego.New(0)
+				} else {
+					be = newTest(b, 0)
+				}
+				for b.Loop() {
+					op.run(be)
+				}
+			})
+		}
+	}
+}
