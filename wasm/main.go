@@ -5,7 +5,7 @@
 // starts, answers the requests of web/clipwasm.js (the protocol is in
 // package wasm/worker) and reaches the browser through
 // github.com/syumai/tinyutil (fetch) and github.com/gowebapi/webapi (the
-// Cache API), with syscall/js where those have nothing to offer.
+// Cache API, WebCrypto), with syscall/js where those have nothing to offer.
 package main
 
 import (
@@ -22,8 +22,13 @@ import (
 func main() {
 	backend := newBackend()
 	store := newCacheStore("clipwasm-shards-v1")
+	hash := webCryptoSHA256()
 	srv := worker.NewServer(post, func(onProgress func(worker.Progress)) *worker.Loader {
-		return worker.NewLoader(httputil.DefaultClient, store, onProgress)
+		l := worker.NewLoader(httputil.DefaultClient, store, onProgress)
+		if hash != nil {
+			l.Hash = hash
+		}
+		return l
 	}, backend, yield)
 
 	// worker.js hands every request, images already decoded, to this
