@@ -129,33 +129,3 @@ web: wasm
 e2e: wasm
 	cd e2e && npm ci --ignore-scripts --no-audit --no-fund
 	$(GO) test -tags e2e -count=1 -timeout 30m -v ./e2e
-
-# --- The engine in the browser (wasm/, web/, e2e/) ---
-# make wasm: web/clipwasm.wasm, Go's wasm_exec.js beside it, and the SIMD
-#   kernels' glue and modules in web/kernels/.
-# make web: the page on http://$(WEB_ADDR)/ with MODEL converted (QUANT) as
-#   its default bundle.
-# make e2e: the browser tests in headless Chromium (needs chromium and npm).
-WEB_ADDR ?= 127.0.0.1:8080
-QUANT    ?= int8
-BUNDLES  ?= $(BIN)/bundles
-
-.PHONY: wasm web e2e
-
-wasm:
-	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o web/clipwasm.wasm ./wasm
-	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" web/wasm_exec.js
-	rm -rf web/kernels && mkdir -p web/kernels
-	cp kernels/wasmsimd/glue.mjs kernels/wasmsimd/simd128.wasm kernels/wasmsimd/relaxed.wasm web/kernels/
-	@if GOOS=js GOARCH=wasm $(GO) list -deps ./wasm | grep -qx 'gorgonia.org/tensor'; then \
-		echo 'gorgonia.org/tensor must stay out of the wasm build'; exit 1; fi
-	@for f in web/clipwasm.wasm web/kernels/simd128.wasm web/kernels/relaxed.wasm; do \
-		echo "$$f: $$(wc -c < $$f) bytes, $$(gzip -9c $$f | wc -c) gzipped"; done
-
-web: wasm
-	$(GO) run ./weights-converter --quiet --in $(MODEL) --out $(BUNDLES)/default --quant $(QUANT)
-	$(GO) run ./internal/devserver/cmd/devserver -addr $(WEB_ADDR) -mount /=web -mount /models/=$(BUNDLES)
-
-e2e: wasm
-	cd e2e && npm ci --ignore-scripts --no-audit --no-fund
-	$(GO) test -tags e2e -count=1 -timeout 30m -v ./e2e
