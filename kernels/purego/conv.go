@@ -32,10 +32,9 @@ func (b *backend) Conv2D(dst, src []float32, s kernels.ConvShape, w *kernels.Mat
 	if rows == 0 || s.OutC == 0 {
 		return
 	}
-	pw := packed(w)
 	if s.K == 1 && s.Stride == 1 && s.Pad == 0 {
 		// Channels-last src already is the [pixels, InC] im2col matrix.
-		b.gemm(dst, src, rows, pw, bias)
+		b.linear(dst, src, rows, w, bias)
 		return
 	}
 	chunk := max(1, min(rows, im2colBudget/kk))
@@ -48,7 +47,7 @@ func (b *backend) Conv2D(dst, src []float32, s kernels.ConvShape, w *kernels.Mat
 				im2colRow(col[r*kk:(r+1)*kk], src, s, oh, ow, r0+r)
 			}
 		})
-		b.gemm(dst[r0*s.OutC:r1*s.OutC], col, r1-r0, pw, bias)
+		b.linear(dst[r0*s.OutC:r1*s.OutC], col, r1-r0, w, bias)
 	}
 }
 

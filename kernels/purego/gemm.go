@@ -84,7 +84,7 @@ func (b *backend) Linear(dst, x []float32, m int, w *kernels.Matrix, bias []floa
 	if m == 0 || n == 0 {
 		return
 	}
-	b.gemm(dst, x, m, packed(w), bias)
+	b.linear(dst, x, m, w, bias)
 }
 
 // gemm splits dst into mcRows×(ncPanels*nr) tiles and runs them in parallel.
