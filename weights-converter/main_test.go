@@ -18,7 +18,7 @@ import (
 	"github.com/clipwasm/clipwasm/tokenizer"
 )
 
-var cosineLine = regexp.MustCompile(`(image|text) tower +([0-9.]+)`)
+var cosineLine = regexp.MustCompile(`(image|text) +tower +([0-9.]+)`)
 
 // cosines returns the self-check's cosines from the command's output.
 func cosines(t *testing.T, out string) map[string]float64 {
