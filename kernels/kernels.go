@@ -9,6 +9,8 @@
 // channels-last [N, H, W, C], so that a 1×1 convolution is a plain Linear.
 package kernels
 
+import "fmt"
+
 // Activation names an elementwise non-linearity.
 type Activation int
 
@@ -32,6 +34,26 @@ func (a Activation) String() string {
 		return "relu"
 	}
 	return "unknown"
+}
+
+// MarshalText writes the activation's name, so configs and manifests say
+// "quick_gelu" rather than a number that depends on this enum's order.
+func (a Activation) MarshalText() ([]byte, error) {
+	if a.String() == "unknown" {
+		return nil, fmt.Errorf("kernels: unknown activation %d", int(a))
+	}
+	return []byte(a.String()), nil
+}
+
+// UnmarshalText reads a name written by MarshalText.
+func (a *Activation) UnmarshalText(b []byte) error {
+	for _, c := range []Activation{QuickGELU, GELU, ReLU} {
+		if string(b) == c.String() {
+			*a = c
+			return nil
+		}
+	}
+	return fmt.Errorf("kernels: unknown activation %q (want quick_gelu, gelu or relu)", b)
 }
 
 // Scheme names how a Matrix stores its weights.

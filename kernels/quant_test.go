@@ -85,3 +85,23 @@ func TestValidateRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestActivationText(t *testing.T) {
+	for _, a := range []Activation{QuickGELU, GELU, ReLU} {
+		b, err := a.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Activation
+		if err := back.UnmarshalText(b); err != nil || back != a {
+			t.Errorf("%s: round trip gave %v, %v", b, back, err)
+		}
+	}
+	var a Activation
+	if err := a.UnmarshalText([]byte("swish")); err == nil {
+		t.Error("unknown name: no error")
+	}
+	if _, err := Activation(42).MarshalText(); err == nil {
+		t.Error("unknown value: no error")
+	}
+}
