@@ -18,6 +18,7 @@ const (
 	I64  DType = "I64"  // signed 64-bit integer
 	I32  DType = "I32"  // signed 32-bit integer
 	U8   DType = "U8"   // unsigned byte
+	I8   DType = "I8"   // signed byte (int8-quantized weights)
 	BOOL DType = "BOOL" // one byte, 0 or 1
 )
 
@@ -30,7 +31,7 @@ func (d DType) Size() int {
 		return 4
 	case F16, BF16:
 		return 2
-	case U8, BOOL:
+	case U8, I8, BOOL:
 		return 1
 	}
 	return 0
@@ -140,6 +141,10 @@ func (t *Tensor) Float32() ([]float32, error) {
 	case U8, BOOL:
 		for i := range out {
 			out[i] = float32(b[i])
+		}
+	case I8:
+		for i := range out {
+			out[i] = float32(int8(b[i]))
 		}
 	}
 	return out, nil
