@@ -88,7 +88,6 @@
         (br $next)))
     (i64x2.replace_lane 1 (i64x2.splat (local.get $lo)) (local.get $hi)))
 
-
   ;; f32_gemm_relaxed is f32_gemm (simd128.wat) with each multiply-add
   ;; fused by f32x4.relaxed_madd: one FMA where the CPU has it (x64 with
   ;; FMA3, arm64), mul+add elsewhere, so results may differ from f32_gemm
