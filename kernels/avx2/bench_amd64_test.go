@@ -30,7 +30,9 @@ var benchShapes = []struct {
 
 // BenchmarkLinear times Linear per shape, weight scheme and backend; run it
 // with -cpu 1,2 to get one and two threads. It reports GFLOP/s counting
-// 2·m·n·k per call, whatever the arithmetic.
+// 2·m·n·k per call, whatever the arithmetic, over wall time and, as
+// cpu-GFLOP/s, over the process's CPU time (on Linux): the rate per busy
+// core, which contention from other processes disturbs far less.
 func BenchmarkLinear(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for _, s := range benchShapes {
@@ -55,10 +57,15 @@ func BenchmarkLinear(b *testing.B) {
 					w := *w // each backend its own Prepared
 					w.Prepared = nil
 					be.Linear(dst, x, s.m, &w, bias) // packs outside the timing
+					cpu0 := processCPU()
 					for b.Loop() {
 						be.Linear(dst, x, s.m, &w, bias)
 					}
-					b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					flops := 2 * float64(s.m*s.n*s.k) * float64(b.N)
+					b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+					if cpu := processCPU() - cpu0; cpu > 0 {
+						b.ReportMetric(flops/cpu.Seconds()/1e9, "cpu-GFLOP/s")
+					}
 				})
 			}
 		}
