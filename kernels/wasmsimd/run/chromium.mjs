@@ -37,7 +37,14 @@ const server = http.createServer(async (req, res) => {
   }
   try {
     const body = await fs.readFile(entry[0]);
-    res.writeHead(200, { "Content-Type": entry[1], "Cache-Control": "no-store" }).end(body);
+    // Cross-origin isolation gives performance.now() (and so Go's clock)
+    // 5 µs resolution instead of 100 µs, for the benchmarks.
+    res.writeHead(200, {
+      "Content-Type": entry[1],
+      "Cache-Control": "no-store",
+      "Cross-Origin-Opener-Policy": "same-origin",
+      "Cross-Origin-Embedder-Policy": "require-corp",
+    }).end(body);
   } catch (err) {
     res.writeHead(500).end(String(err));
   }
