@@ -141,12 +141,6 @@ func gemmF32NN(dst []float32, ldd int, x []float32, ldx int, w []float32, ldw in
 	if m == 0 || n == 0 {
 		return
 	}
-	if k == 0 {
-		for i := range m {
-			clear(dst[i*ldd : i*ldd+n])
-		}
-		return
-	}
 	f32GEMMNN(ptr(dst), int32(ldd), ptr(x), int32(ldx), ptr(w), int32(ldw), int32(m), int32(n), int32(k))
 }
 
