@@ -53,8 +53,9 @@ const commands = {
 
 /**
  * Sums the resident memory of the Chromium processes (this driver's
- * descendants) by process type: the renderer runs the page and its
- * workers. The same figure as the peers kit's "browser RSS", from /proc.
+ * descendants) by process type, with the largest process's and the largest
+ * peak: the page's renderer runs the page and its workers. The sum is the
+ * peers kit's "browser RSS". From /proc.
  */
 function chromiumMemory() {
   const procs = new Map(); // pid → {ppid, cmd, status}
@@ -87,10 +88,11 @@ function chromiumMemory() {
     // Chromium rewrites its children's command lines into one string.
     const type = cmd.join(' ').match(/--type=(\S+)/)?.[1] ?? 'browser';
     const kb = (key) => Number(status.match(new RegExp(`^${key}:\\s+(\\d+)`, 'm'))?.[1] ?? 0);
-    const t = (byType[type] ??= { processes: 0, rssMB: 0, peakMB: 0 });
+    const t = (byType[type] ??= { processes: 0, rssMB: 0, maxMB: 0, peakMB: 0 });
     t.processes++;
     t.rssMB += kb('VmRSS') / 1024;
-    t.peakMB += kb('VmHWM') / 1024;
+    t.maxMB = Math.max(t.maxMB, kb('VmRSS') / 1024);
+    t.peakMB = Math.max(t.peakMB, kb('VmHWM') / 1024);
   }
   return byType;
 }

@@ -36,11 +36,12 @@ import (
 )
 
 var (
-	server  *devserver.Server
-	baseURL string
-	bundles string // folder of the test bundles, served under /models/
-	browser *driver
-	outDir  = "out"
+	server    *devserver.Server
+	baseURL   string
+	bundles   string // folder of the test bundles, served under /models/
+	converter string // the weights-converter binary
+	browser   *driver
+	outDir    = "out"
 )
 
 // models and quants are the fixture bundles every check runs on.
@@ -77,6 +78,7 @@ func run(m *testing.M) int {
 	}
 	server, err = devserver.New(devserver.Options{Mounts: map[string]string{
 		"/": "../web", "/models/": bundles, "/e2e/": ".", "/fixtures/": fixtures.Path("images"),
+		"/peers/": filepath.Join(fixtures.SharedDir(), "peers", "inputs"),
 	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -106,8 +108,8 @@ func run(m *testing.M) int {
 // project's converter, into bundles/<model>-<quant>, with 4 MiB shards so
 // that there are several.
 func makeBundles(dir string) error {
-	conv := filepath.Join(dir, "weights-converter")
-	build := exec.Command("go", "build", "-o", conv, "./weights-converter")
+	converter = filepath.Join(dir, "weights-converter")
+	build := exec.Command("go", "build", "-o", converter, "./weights-converter")
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the converter: %v\n%s", err, out)
@@ -117,7 +119,7 @@ func makeBundles(dir string) error {
 	for _, model := range models {
 		for _, q := range quants {
 			wg.Go(func() {
-				cmd := exec.Command(conv, "--quiet", "--no-verify", "--in", fixtures.Path("openai", model, model+".state_dict.pt"),
+				cmd := exec.Command(converter, "--quiet", "--no-verify", "--in", fixtures.Path("openai", model, model+".state_dict.pt"),
 					"--out", filepath.Join(bundles, model+"-"+q), "--quant", q, "--shard-size", "4MiB")
 				cmd.Dir = ".."
 				if out, err := cmd.CombinedOutput(); err != nil {
@@ -228,7 +230,7 @@ func (d *driver) call(cmd string, args map[string]any) (json.RawMessage, error) 
 
 // eval runs the JavaScript function source fn(arg) in the page and decodes
 // its result into out.
-func eval(t *testing.T, fn string, arg any, out any) {
+func eval(t testing.TB, fn string, arg any, out any) {
 	t.Helper()
 	v, err := browser.call("eval", map[string]any{"fn": fn, "arg": arg})
 	if err != nil {
@@ -243,7 +245,7 @@ func eval(t *testing.T, fn string, arg any, out any) {
 }
 
 // logConsole logs what the page and its workers printed.
-func logConsole(t *testing.T) {
+func logConsole(t testing.TB) {
 	t.Helper()
 	if v, err := browser.call("console", nil); err == nil {
 		var lines []string
@@ -387,6 +389,9 @@ type comparison struct {
 	GoldenCos         float64  `json:"golden_min_cos"`
 	VsBrowserF32Cos   float64  `json:"vs_browser_f32_min_cos,omitempty"`
 	EncodedInGoImages []string `json:"decoded_by_go,omitempty"`
+	// Per image and per prompt, the cosine to the f32 bundle's result.
+	ImageCosVsF32 []float64 `json:"image_cos_vs_f32,omitempty"`
+	TextCosVsF32  []float64 `json:"text_cos_vs_f32,omitempty"`
 }
 
 var results struct {
@@ -458,7 +463,9 @@ func TestEmbeddings(t *testing.T) {
 						c.GoldenCos = min(c.GoldenCos, cos)
 					}
 					if f32 != nil && q != "f32" {
-						c.VsBrowserF32Cos = min(c.VsBrowserF32Cos, cosine(im.Emb, f32.Images[i].Emb))
+						cos := cosine(im.Emb, f32.Images[i].Emb)
+						c.ImageCosVsF32 = append(c.ImageCosVsF32, cos)
+						c.VsBrowserF32Cos = min(c.VsBrowserF32Cos, cos)
 					}
 				}
 				nativeText, err := nativeRun(func() (*worker.Embeddings, error) {
@@ -478,7 +485,9 @@ func TestEmbeddings(t *testing.T) {
 						c.VsNativeCos = min(c.VsNativeCos, cosine(e, nat))
 					}
 					if f32 != nil && q != "f32" {
-						c.VsBrowserF32Cos = min(c.VsBrowserF32Cos, cosine(e, f32.Texts[i]))
+						cos := cosine(e, f32.Texts[i])
+						c.TextCosVsF32 = append(c.TextCosVsF32, cos)
+						c.VsBrowserF32Cos = min(c.VsBrowserF32Cos, cos)
 					}
 				}
 				vsNative := "n/a"

@@ -10,6 +10,7 @@ package main
 
 import (
 	"encoding/json"
+	"runtime/debug"
 	"time"
 
 	"syscall/js"
@@ -30,6 +31,7 @@ func main() {
 		}
 		return l
 	}, backend, yield)
+	srv.SetMemoryLimit = func(n int64) { debug.SetMemoryLimit(n) }
 
 	// worker.js hands every request, images already decoded, to this
 	// function; it must return at once, so Handle runs the work in a

@@ -164,6 +164,14 @@ export class ClipWasm {
     return r.results[0];
   }
 
+  /**
+   * The engine's memory: {heapBytes, sysBytes, numGC}. sysBytes is about
+   * the size of its WebAssembly memory, which never shrinks.
+   */
+  stats() {
+    return this.#request({ op: 'stats' });
+  }
+
   /** Cancels every request in flight; each rejects with an AbortError. */
   cancel() {
     for (const [id, p] of this.#pending) {

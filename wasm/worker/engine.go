@@ -15,7 +15,7 @@ import (
 // textChunk is how many prompts go through the text tower per call: small
 // enough that a cancel waits for little work and activations stay a few MB,
 // large enough that the GEMMs stay efficient.
-const textChunk = 32
+const textChunk = 16
 
 // Engine runs a loaded model.
 type Engine struct {

@@ -69,6 +69,8 @@ type Loader struct {
 	// Hash returns the SHA-256 of data in lowercase hex. The browser's
 	// WebCrypto does it about 20 times faster than Go compiled to wasm.
 	Hash func(data []byte) (string, error)
+	// OnManifest, if set, learns the manifest before any shard is read.
+	OnManifest func(*shards.Manifest)
 }
 
 // SHA256 is the Go implementation of Loader.Hash.
@@ -99,6 +101,9 @@ func (l *Loader) Load(ctx context.Context, manifestURL string) (*shards.Bundle, 
 	m, err := l.manifest(ctx, manifestURL)
 	if err != nil {
 		return nil, nil, err
+	}
+	if l.OnManifest != nil {
+		l.OnManifest(m)
 	}
 
 	res := &LoadResult{Config: m.Config, Quant: string(m.Quant), Files: len(m.Shards), Bytes: m.TotalSize(), Cache: CacheStored}

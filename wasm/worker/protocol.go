@@ -21,6 +21,7 @@
 //	classify    images, labels, templates | ensemble, Classification
 //	            topK
 //	cancel      target (the id to cancel)            {cancelled}
+//	stats       -                                    Stats
 //
 // An image is {width, height, rgba} (straight-alpha RGBA pixels, rows packed,
 // as the browser decodes them) or {encoded} (the file's bytes, for formats
@@ -44,6 +45,7 @@ const (
 	OpEmbedText  = "embedText"
 	OpClassify   = "classify"
 	OpCancel     = "cancel"
+	OpStats      = "stats"
 )
 
 // The event types.
@@ -86,7 +88,7 @@ type Event struct {
 	ID       int       `json:"id,omitempty"`
 	Type     string    `json:"type"`
 	Progress *Progress `json:"progress,omitempty"`
-	Result   any       `json:"result,omitempty"` // *LoadResult, *Embeddings, *Classification or *CancelResult
+	Result   any       `json:"result,omitempty"` // *LoadResult, *Embeddings, *Classification, *CancelResult or *Stats
 	Error    *Error    `json:"error,omitempty"`
 }
 
@@ -158,6 +160,15 @@ type Classification struct {
 // CancelResult answers a cancel request: whether the target was running.
 type CancelResult struct {
 	Cancelled bool `json:"cancelled"`
+}
+
+// Stats are the engine's memory figures. Go's wasm heap lives in the
+// instance's linear memory, which grows and never shrinks: Sys is about
+// its size.
+type Stats struct {
+	HeapBytes uint64 `json:"heapBytes"` // live and not yet collected heap objects
+	SysBytes  uint64 `json:"sysBytes"`  // memory obtained from the host
+	NumGC     uint32 `json:"numGC"`
 }
 
 // Error codes, so that the page can react without parsing messages.

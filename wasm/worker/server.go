@@ -2,14 +2,20 @@ package worker
 
 import (
 	"context"
+	"runtime"
 	"sync"
 
 	"github.com/clipwasm/clipwasm/kernels"
+	"github.com/clipwasm/clipwasm/shards"
 )
 
 // Server answers requests: it runs each in its own goroutine, tracks the
 // running ones for cancellation, and holds the loaded engine.
 type Server struct {
+	// SetMemoryLimit, if set, receives a bound for the heap in bytes (see
+	// runtime/debug.SetMemoryLimit) whenever the model changes.
+	SetMemoryLimit func(int64)
+
 	send    func(Event)
 	loader  func(onProgress func(Progress)) *Loader
 	backend kernels.Backend
@@ -18,6 +24,45 @@ type Server struct {
 	mu      sync.Mutex
 	engine  *Engine
 	running map[int]context.CancelFunc
+}
+
+// memoryHeadroom is the heap room above the live models: activations (up
+// to about 20 MB for a text chunk of 77-token prompts at ViT-B widths),
+// requests and the collector's slack. Activations beyond it are no error:
+// the limit is soft, and the heap grows.
+const memoryHeadroom = 32 << 20
+
+// limitMemory bounds the heap to what is live now (after a collection),
+// plus incoming bytes of a model being loaded, plus memoryHeadroom. In the
+// browser the heap lives in wasm memory, which never shrinks, so GOGC's
+// default of letting the heap double would keep room for a second model
+// for good.
+func (s *Server) limitMemory(incoming int64) {
+	if s.SetMemoryLimit == nil {
+		return
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s.SetMemoryLimit(int64(ms.HeapAlloc) + incoming + memoryHeadroom)
+}
+
+// heldBytes estimates the heap a bundle takes once built: its shard bytes,
+// which the bundle keeps, and the float32 copies package shards decodes of
+// every tensor but int8 and q4 matrices, which alias the shard bytes.
+func heldBytes(m *shards.Manifest) int64 {
+	n := m.TotalSize()
+	for _, t := range m.Tensors {
+		if t.Scheme == shards.Int8 || t.Scheme == shards.Q4 {
+			continue
+		}
+		bytes := int64(4) // float32
+		for _, d := range t.Shape {
+			bytes *= int64(d)
+		}
+		n += bytes
+	}
+	return n
 }
 
 // NewServer returns a server that posts events with send, loads bundles
@@ -75,8 +120,13 @@ func (s *Server) fail(id int, err error) {
 }
 
 func (s *Server) run(ctx context.Context, req Request) (any, error) {
-	if req.Op == OpLoad {
+	switch req.Op {
+	case OpLoad:
 		return s.load(ctx, req)
+	case OpStats:
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return &Stats{HeapBytes: ms.HeapAlloc, SysBytes: ms.Sys, NumGC: ms.NumGC}, nil
 	}
 	s.mu.Lock()
 	e := s.engine
@@ -104,6 +154,9 @@ func (s *Server) load(ctx context.Context, req Request) (*LoadResult, error) {
 	l := s.loader(func(p Progress) {
 		s.send(Event{ID: req.ID, Type: EventProgress, Progress: &p})
 	})
+	// While loading, the old model and the new one are both alive.
+	l.OnManifest = func(m *shards.Manifest) { s.limitMemory(heldBytes(m)) }
+	defer s.limitMemory(0)
 	b, res, err := l.Load(ctx, req.URL)
 	if err != nil {
 		return nil, err

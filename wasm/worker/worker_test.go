@@ -443,9 +443,17 @@ func TestServer(t *testing.T) {
 	}
 
 	block = false
+	var limits []int64
+	s.SetMemoryLimit = func(n int64) { limits = append(limits, n) }
 	s.Handle(Request{V: 1, ID: 5, Op: OpLoad, URL: manifestURL})
-	if e := final(5); e.Error != nil || e.Result.(*LoadResult).Backend != "purego" {
+	e := final(5)
+	if e.Error != nil || e.Result.(*LoadResult).Backend != "purego" {
 		t.Fatalf("load: %+v", e.Error)
+	}
+	// Raised for the incoming model, then set for the one kept.
+	size := e.Result.(*LoadResult).Bytes
+	if len(limits) != 2 || limits[0] < size+memoryHeadroom || limits[1] < size || limits[1] >= limits[0] {
+		t.Errorf("memory limits %v for a %d-byte model", limits, size)
 	}
 	s.Handle(Request{V: 1, ID: 6, Op: OpClassify, Images: []Image{rgbaPixels(t, "tiny_17x29.png")},
 		Labels: []string{"cat", "dog"}, Ensemble: "nope"})
@@ -456,6 +464,10 @@ func TestServer(t *testing.T) {
 		Labels: []string{"cat", "dog"}, Templates: []string{"a {} photo"}})
 	if e := final(7); e.Error != nil || len(e.Result.(*Classification).Results[0]) != 2 {
 		t.Errorf("classify: %+v", e)
+	}
+	s.Handle(Request{V: 1, ID: 9, Op: OpStats})
+	if e := final(9); e.Error != nil || e.Result.(*Stats).SysBytes == 0 {
+		t.Errorf("stats: %+v", e)
 	}
 	s.Handle(Request{V: 1, ID: 8, Op: "fly"})
 	if e := final(8); e.Error == nil || e.Error.Code != CodeProtocol {
