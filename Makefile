@@ -105,7 +105,9 @@ wasm-kernels-bench-chromium: $(PLAYWRIGHT)
 #   kernels' glue and modules in web/kernels/.
 # make web: the page on http://$(WEB_ADDR)/ with MODEL converted (QUANT) as
 #   its default bundle.
-# make e2e: the browser tests in headless Chromium (needs chromium and npm).
+# make e2e: the text tower's truncation under GOOS=js in Node, then the
+#   browser tests in headless Chromium (needs chromium and npm). The
+#   ViT-B/32 benchmark: see BenchmarkViTB32 in e2e/bench_test.go.
 WEB_ADDR ?= 127.0.0.1:8080
 QUANT    ?= int8
 BUNDLES  ?= $(BIN)/bundles
@@ -127,5 +129,7 @@ web: wasm
 	$(GO) run ./internal/devserver/cmd/devserver -addr $(WEB_ADDR) -mount /=web -mount /models/=$(BUNDLES)
 
 e2e: wasm
+	GOOS=js GOARCH=wasm $(GO) test -exec "$$($(GO) env GOROOT)/lib/wasm/go_js_wasm_exec" \
+		-run TestTextStopsAtLastEOT ./wasm/worker
 	cd e2e && npm ci --ignore-scripts --no-audit --no-fund
 	$(GO) test -tags e2e -count=1 -timeout 30m -v ./e2e

@@ -31,6 +31,10 @@ import (
 // POST drop?path=P&after=N (cut the next response for path P after N bytes).
 const ControlPrefix = "/_devserver/"
 
+// dropPause is how long a dropped response stalls before its connection
+// closes.
+const dropPause = 300 * time.Millisecond
+
 // Options configure a Server.
 type Options struct {
 	// Mounts maps URL prefixes ("/", "/models/") to folders. The longest
@@ -231,9 +235,13 @@ func (r *recorder) Write(p []byte) (int, error) {
 	if r.armed && r.written+int64(len(p)) > r.cut {
 		n, _ := r.ResponseWriter.Write(p[:r.cut-r.written])
 		r.written += int64(n)
-		// Flush what was written, so the client really holds a partial
-		// body when the connection closes.
+		// Flush what was written and let the client read it before the
+		// connection closes, as over a real network, where data trickles
+		// in before a drop. A browser discards body chunks it has queued
+		// but not handed to the page when the stream fails, so on
+		// localhost, without the pause, the page would see almost nothing.
 		http.NewResponseController(r.ResponseWriter).Flush()
+		time.Sleep(dropPause)
 		r.dropped = true
 		return n, http.ErrAbortHandler
 	}
