@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -596,6 +597,43 @@ func TestSecondLoadDownloadsNothing(t *testing.T) {
 		n1, first.Info.Downloaded, n2, second.Info.CachedFiles, second.Info.Files)
 	if n1 != first.Info.Files || n2 != 0 || second.Info.CachedFiles != second.Info.Files || second.Info.Downloaded != 0 {
 		t.Errorf("second load: %d shard requests, %+v", n2, second.Info)
+	}
+}
+
+// cacheKeysJS lists the shard cache's URLs under a prefix.
+const cacheKeysJS = `async ({ prefix }) => {
+  const cache = await caches.open('clipwasm-shards-v1');
+  return (await cache.keys()).map((r) => r.url).filter((u) => u.startsWith(prefix)).sort();
+}`
+
+func TestChangedManifestInvalidatesCache(t *testing.T) {
+	name, dir := copyBundle(t, "vit_tiny-int8", "changed")
+	if r := load(t, name); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	// The same URL now serves another bundle: other shards, other hashes.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(bundles, "vit_tiny-f32"))); err != nil {
+		t.Fatal(err)
+	}
+	server.Reset()
+	r := load(t, name)
+	if r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	var keys []string
+	eval(t, cacheKeysJS, map[string]any{"prefix": baseURL + "/models/" + name + "/"}, &keys)
+	var want []string
+	for _, s := range manifestOf(t, dir).Shards {
+		want = append(want, baseURL+"/models/"+name+"/"+s.File)
+	}
+	slices.Sort(want)
+	record("changed_manifest", map[string]any{"result": r.Info, "cached": keys})
+	t.Logf("after the change: %d shards downloaded, %d cached for the new manifest", len(requestsFor(name)), len(keys))
+	if r.Info.CachedFiles != 0 || len(requestsFor(name)) != r.Info.Files || !slices.Equal(keys, want) {
+		t.Errorf("cache after the manifest changed: %q, want %q; load %+v", keys, want, r.Info)
 	}
 }
 
