@@ -45,7 +45,7 @@ export class ClipWasm {
     const clip = new ClipWasm();
     try {
       await clip.#ready;
-      const url = new URL(manifestURL, document.baseURI).href;
+      const url = new URL(manifestURL, globalThis.document?.baseURI ?? location.href).href;
       clip.info = await clip.#request({ op: 'load', url }, { onProgress, signal });
     } catch (err) {
       clip.dispose();

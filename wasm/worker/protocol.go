@@ -85,7 +85,7 @@ type Image struct {
 
 // Event is one message to the page.
 type Event struct {
-	ID       int       `json:"id,omitempty"`
+	ID       int       `json:"id"`
 	Type     string    `json:"type"`
 	Progress *Progress `json:"progress,omitempty"`
 	Result   any       `json:"result,omitempty"` // *LoadResult, *Embeddings, *Classification, *CancelResult or *Stats

@@ -47,24 +47,6 @@ func (s *Server) limitMemory(incoming int64) {
 	s.SetMemoryLimit(int64(ms.HeapAlloc) + incoming + memoryHeadroom)
 }
 
-// heldBytes estimates the heap a bundle takes once built: its shard bytes,
-// which the bundle keeps, and the float32 copies package shards decodes of
-// every tensor but int8 and q4 matrices, which alias the shard bytes.
-func heldBytes(m *shards.Manifest) int64 {
-	n := m.TotalSize()
-	for _, t := range m.Tensors {
-		if t.Scheme == shards.Int8 || t.Scheme == shards.Q4 {
-			continue
-		}
-		bytes := int64(4) // float32
-		for _, d := range t.Shape {
-			bytes *= int64(d)
-		}
-		n += bytes
-	}
-	return n
-}
-
 // NewServer returns a server that posts events with send, loads bundles
 // with the loaders newLoader makes (one per load, reporting to its
 // onProgress), runs models on backend and calls yield between units of
@@ -154,8 +136,10 @@ func (s *Server) load(ctx context.Context, req Request) (*LoadResult, error) {
 	l := s.loader(func(p Progress) {
 		s.send(Event{ID: req.ID, Type: EventProgress, Progress: &p})
 	})
-	// While loading, the old model and the new one are both alive.
-	l.OnManifest = func(m *shards.Manifest) { s.limitMemory(heldBytes(m)) }
+	// While loading, the old model and the new one are both alive. Should
+	// the new one take more than its shard bytes (tensors decoded rather
+	// than aliased), the limit is soft: the heap grows as it must.
+	l.OnManifest = func(m *shards.Manifest) { s.limitMemory(m.TotalSize()) }
 	defer s.limitMemory(0)
 	b, res, err := l.Load(ctx, req.URL)
 	if err != nil {
