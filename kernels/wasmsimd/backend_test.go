@@ -292,22 +292,29 @@ func TestConvAndPool(t *testing.T) {
 	}
 }
 
-// TestConvQuant checks that Conv2D takes quantized weights through Linear.
+// TestConvQuant checks that Conv2D runs quantized weights with float32
+// activations (see convGEMM): the result equals a float32 convolution on the
+// dequantized weights, for a patch-embedding shape and a padded 3×3 one
+// with more output channels than one widened block.
 func TestConvQuant(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 7))
-	s := kernels.ConvShape{N: 1, H: 64, W: 64, InC: 3, OutC: 16, K: 32, Stride: 32}
-	for set, b := range backends(t) {
-		src := randFloats(rng, 64*64*3)
-		w := quantMatrix(t, kernels.SchemeInt8, 16, 32*32*3, randFloats(rng, 16*32*32*3))
-		got, want := make([]float32, 4*16), make([]float32, 4*16)
-		b.Conv2D(got, src, s, w, nil)
-		col := make([]float32, 4*32*32*3)
-		for r := range 4 {
-			im2colRow(col[r*32*32*3:(r+1)*32*32*3], src, s, 2, 2, r)
-		}
-		b.Linear(want, col, 4, w, nil)
-		if err := exact(set+" Conv2D int8", got, 64, 1, 64, want); err != nil {
-			t.Error(err)
+	ref := purego.New(1)
+	for _, s := range []kernels.ConvShape{
+		{N: 1, H: 64, W: 64, InC: 3, OutC: 16, K: 32, Stride: 32},
+		{N: 2, H: 9, W: 7, InC: 32, OutC: 80, K: 3, Stride: 1, Pad: 1},
+	} {
+		oh, ow := s.OutSize()
+		kk := s.K * s.K * s.InC
+		for _, scheme := range []kernels.Scheme{kernels.SchemeInt8, kernels.SchemeQ4} {
+			for set, b := range backends(t) {
+				src := randFloats(rng, s.N*s.H*s.W*s.InC)
+				bias := randFloats(rng, s.OutC)
+				w := quantMatrix(t, scheme, s.OutC, kk, randFloats(rng, s.OutC*kk))
+				got, want := make([]float32, s.N*oh*ow*s.OutC), make([]float32, s.N*oh*ow*s.OutC)
+				b.Conv2D(got, src, s, w, bias)
+				ref.Conv2D(want, src, s, kernels.NewMatrix(s.OutC, kk, w.Dequantize()), bias)
+				near(t, fmt.Sprintf("%s Conv2D %s %+v", set, scheme, s), got, want)
+			}
 		}
 	}
 }
