@@ -8,7 +8,7 @@ MODEL    ?= $(FIXTURES)/openai/vit_tiny/vit_tiny.state_dict.pt
 LABELS   ?= cat,dog,dumpling,diagram
 FUZZTIME ?= 30s
 
-.PHONY: all build run test vet fuzz bench peers clean
+.PHONY: all build run test test-go test-wasm test-browser vet fuzz bench peers clean
 
 all: build
 
@@ -26,8 +26,17 @@ vet:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-test: vet
+# Everything: the Go tests, the WAT kernels (committed binaries vs sources,
+# and under GOOS=js in Node), and the browser tests in headless Chromium.
+# Needs wabt, Debian's chromium, node and npm (.ci/run installs them).
+test: vet test-go test-wasm test-browser
+
+test-go:
 	$(GO) test -timeout 20m ./...
+
+test-wasm: wasm-kernels-check wasm-kernels-test
+
+test-browser: wasm-kernels-test-chromium e2e
 
 # Each fuzz target for FUZZTIME (go test runs one target per invocation).
 fuzz:
