@@ -12,7 +12,9 @@
 // kit's contention rule, writes the last output to O/<task>_t<T>.npy and
 // appends one JSON line to O/results.jsonl. The peer name is --peer-name,
 // which defaults to $ENGINE_NAME (run.sh's default, "engine", if unset).
-// T sets both GOMAXPROCS and the purego backend's worker count.
+// T sets both GOMAXPROCS and the backend's worker count; the backend is
+// the best this CPU runs (kernels/native), and --quant (or $CLIPBENCH_QUANT)
+// quantizes the weights in memory to time the int8 and q4 kernels.
 //
 // Typical use, from the repository root:
 //
@@ -39,7 +41,8 @@ import (
 	"github.com/clipwasm/clipwasm/clip"
 	"github.com/clipwasm/clipwasm/convert"
 	"github.com/clipwasm/clipwasm/internal/npy"
-	"github.com/clipwasm/clipwasm/kernels/purego"
+	"github.com/clipwasm/clipwasm/kernels"
+	"github.com/clipwasm/clipwasm/kernels/native"
 )
 
 func main() {
@@ -65,7 +68,7 @@ var tasks = []task{
 type options struct {
 	modelDir, inputsDir, outDir string
 	threads, warmup, runs       int
-	encoder, peer               string
+	encoder, peer, quant        string
 }
 
 func parseFlags(args []string, getenv func(string) string) (options, error) {
@@ -84,6 +87,11 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 		peer = "engine"
 	}
 	fs.StringVar(&o.peer, "peer-name", peer, "peer name in results.jsonl (must equal run.sh's ENGINE_NAME)")
+	quant := getenv("CLIPBENCH_QUANT")
+	if quant == "" {
+		quant = "f32"
+	}
+	fs.StringVar(&o.quant, "quant", quant, "weight scheme: f32, int8 or q4 (default $CLIPBENCH_QUANT, else f32)")
 	if err := fs.Parse(args); err != nil {
 		var usage strings.Builder
 		fs.SetOutput(&usage)
@@ -97,6 +105,8 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 		return o, errors.New("--model-dir, --inputs-dir and --out-dir are required")
 	case o.encoder != "image" && o.encoder != "text":
 		return o, fmt.Errorf("--encoder must be image or text, got %q", o.encoder)
+	case o.quant != "f32" && o.quant != "int8" && o.quant != "q4":
+		return o, fmt.Errorf("--quant must be f32, int8 or q4, got %q", o.quant)
 	case o.threads < 1 || o.runs < 1 || o.warmup < 0:
 		return o, fmt.Errorf("need --threads ≥ 1, --runs ≥ 1, --warmup ≥ 0 (got %d, %d, %d)", o.threads, o.runs, o.warmup)
 	}
@@ -193,10 +203,10 @@ type record struct {
 //	go build -ldflags "-X main.gitVersion=$(git describe --always --dirty)" ./cmd/clipbench
 var gitVersion string
 
-// version is "clipwasm <version> (purego)": gitVersion if set, else the
+// version is "clipwasm <version> (<backend> <scheme>)": gitVersion if set, else the
 // VCS revision Go stamps into binaries built inside the repository (unless
 // -buildvcs=false), else v0.1.
-func version() string {
+func version(backend, quant string) string {
 	v := gitVersion
 	if bi, ok := debug.ReadBuildInfo(); ok && v == "" {
 		var rev, dirty string
@@ -215,7 +225,7 @@ func version() string {
 	if v == "" {
 		v = "v0.1"
 	}
-	return "clipwasm " + v + " (purego)"
+	return "clipwasm " + v + " (" + backend + " " + quant + ")"
 }
 
 var vmHWM = regexp.MustCompile(`VmHWM:\s+(\d+) kB`)
@@ -271,7 +281,11 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 	runtime.GOMAXPROCS(o.threads)
 
 	start := time.Now()
-	model, err := convert.Load(weights, purego.New(o.threads))
+	backend, err := native.New(o.threads)
+	if err != nil {
+		return err
+	}
+	model, err := load(weights, kernels.Scheme(o.quant), backend)
 	if err != nil {
 		return err
 	}
@@ -288,7 +302,7 @@ func run(args []string, getenv func(string) string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		rec.Peer, rec.PeerVersion, rec.Arch, rec.Seed, rec.LoadMs = o.peer, version(), man.Arch, man.Seed, loadMs
+		rec.Peer, rec.PeerVersion, rec.Arch, rec.Seed, rec.LoadMs = o.peer, version(backend.Name(), o.quant), man.Arch, man.Seed, loadMs
 		if err := appendJSONL(filepath.Join(o.outDir, "results.jsonl"), rec); err != nil {
 			return err
 		}
@@ -400,4 +414,39 @@ func appendJSONL(path string, rec record) error {
 		return fmt.Errorf("results: %s: %w", path, err)
 	}
 	return nil
+}
+
+// quantized serves a checkpoint's matrices quantized in memory, as a bundle
+// of that scheme holds them (q4 falls back to int8 where the columns are
+// not a multiple of 32, as the converter does), so the kit's f32 weights
+// can time the quantized kernels.
+type quantized struct {
+	*convert.Model
+	scheme kernels.Scheme
+}
+
+// Matrix implements clip.Weights.
+func (q quantized) Matrix(name string, rows, cols int) (*kernels.Matrix, error) {
+	m, err := q.Model.Matrix(name, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	if q.scheme == kernels.SchemeQ4 && cols%kernels.Q4Block == 0 {
+		return kernels.QuantizeQ4(rows, cols, m.F32)
+	}
+	return kernels.QuantizeInt8(rows, cols, m.F32), nil
+}
+
+// load builds the model from weights in the given scheme on backend b.
+func load(weights string, scheme kernels.Scheme, b kernels.Backend) (*clip.Model, error) {
+	m, err := convert.Open(weights)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	var w clip.Weights = m
+	if scheme != kernels.SchemeF32 {
+		w = quantized{m, scheme}
+	}
+	return clip.Build(m.Config, w, b)
 }

@@ -178,7 +178,7 @@ func TestEngineContract(t *testing.T) {
 		if r.Peer != "go" || r.Arch != "tiny" || string(r.Seed) != "0" || r.Threads != 2 || r.Warmup != 1 || r.Runs != 2 {
 			t.Errorf("%s: header fields %+v", r.Task, r)
 		}
-		if !strings.HasPrefix(r.PeerVersion, "clipwasm ") || !strings.HasSuffix(r.PeerVersion, " (purego)") {
+		if !strings.HasPrefix(r.PeerVersion, "clipwasm ") || !strings.HasSuffix(r.PeerVersion, " f32)") {
 			t.Errorf("%s: peer_version %q", r.Task, r.PeerVersion)
 		}
 		if len(r.TimesMs) < 2 || r.MedianMs <= 0 || r.MinMs > r.MedianMs || r.LoadMs <= 0 || r.PeakRSSMB <= 0 ||
@@ -235,6 +235,7 @@ func TestErrors(t *testing.T) {
 		{"no encoder", []string{"--model-dir", "m", "--inputs-dir", "i", "--out-dir", "o"}, "--encoder must be image or text"},
 		{"no dirs", []string{"--encoder", "image"}, "are required"},
 		{"bad flag", []string{"--thread", "2"}, "usage: clipbench"},
+		{"bad quant", []string{"--model-dir", "m", "--inputs-dir", "i", "--out-dir", "o", "--encoder", "text", "--quant", "q3"}, "--quant must be"},
 		{"no threads", []string{"--model-dir", "m", "--inputs-dir", "i", "--out-dir", "o", "--encoder", "text", "--threads", "0"}, "--threads ≥ 1"},
 		{"missing model", []string{"--model-dir", filepath.Join(t.TempDir(), "none"), "--inputs-dir", inputs,
 			"--out-dir", t.TempDir(), "--encoder", "image"}, "manifest.json"},
