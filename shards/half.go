@@ -45,6 +45,25 @@ func toF16(f float32) uint16 {
 	return sign | uint16(h)
 }
 
+// fromF16 widens a binary16 value to float32 exactly (the inverse of
+// toF16 on the values it returns).
+func fromF16(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // Inf and NaN
+		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+	case exp == 0: // zero and subnormals: mant × 2^-24, exact in binary32
+		v := float32(mant) / (1 << 24)
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
+
 // appendF16 appends the binary16 little-endian encoding of vals to dst.
 func appendF16(dst []byte, vals []float32) []byte {
 	for _, v := range vals {

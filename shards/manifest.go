@@ -17,8 +17,13 @@
 //     scale per block, [rows, cols/32].
 //
 // Matrices (GEMM weights and the token-embedding table) take the requested
-// scheme; under q4 a matrix whose column count is not a multiple of 32
-// falls back to int8 and its manifest entry says why. Vectors (biases,
+// scheme. Under int8 and q4 an Options.Quantizer may store some a step more
+// precisely (package shards/quantize keeps the matrices whose rounding
+// costs the embeddings most per byte int8 under q4, f32 under int8), and a
+// q4 matrix whose column count is not a multiple of 32 falls back to int8;
+// a matrix stored in another scheme than the requested one says why in its
+// manifest entry. The default, Rounding, rounds each weight to its nearest
+// code, with the least-squares scale for each q4 block. Vectors (biases,
 // norms, embeddings added to the input, logit_scale) are written f32 in
 // every scheme: they are well under 1% of a model's bytes, and rounding
 // them costs accuracy out of proportion (BatchNorm-folded biases above
@@ -178,7 +183,8 @@ type TensorEntry struct {
 	// scales of an int8 or q4 matrix.
 	DType      DType `json:"dtype"`
 	ScaleDType DType `json:"scale_dtype,omitempty"`
-	// Fallback says why the tensor's scheme differs from the requested one.
+	// Fallback says why the tensor's scheme differs from the requested one
+	// (q4 impossible, or the matrix kept more precise for its sensitivity).
 	Fallback string `json:"fallback,omitempty"`
 	// Parts hold consecutive row ranges covering the first dimension; a
 	// tensor that was not split has one.

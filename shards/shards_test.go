@@ -96,32 +96,28 @@ func write(t testing.TB, dir string, opt Options) *Result {
 	return res
 }
 
-// expected returns what a reader must get back for v stored in scheme s:
-// the stored form computed independently of the writer.
+// expected returns what a reader must get back for v stored in scheme s
+// by the Rounding quantizer: the stored form computed without the writer.
 func expected(v synthTensor, s Scheme, scale DType) []float32 {
-	f16 := func(x []float32) []float32 {
-		out := make([]float32, len(x))
-		for i, f := range x {
+	var round func(float32) float32
+	if scale == DTypeF16 {
+		round = func(f float32) float32 { return widenF16(toF16(f)) }
+	}
+	rows, cols, _ := rowsCols(v.shape)
+	switch s {
+	case F16:
+		out := make([]float32, len(v.vals))
+		for i, f := range v.vals {
 			out[i] = widenF16(toF16(f))
 		}
 		return out
-	}
-	rows, cols, _ := rowsCols(v.shape)
-	var m *kernels.Matrix
-	switch s {
-	case F32:
-		return v.vals
-	case F16:
-		return f16(v.vals)
 	case Int8:
-		m = kernels.QuantizeInt8(rows, cols, v.vals)
+		return QuantizeInt8(rows, cols, v.vals, round).Dequantize()
 	case Q4:
-		m, _ = kernels.QuantizeQ4(rows, cols, v.vals)
+		m, _ := kernels.QuantizeQ4Search(rows, cols, v.vals, round)
+		return m.Dequantize()
 	}
-	if scale == DTypeF16 {
-		m.Scales = f16(m.Scales)
-	}
-	return m.Dequantize()
+	return v.vals
 }
 
 // widenF16 is an independent binary16 decoder for the tests.
@@ -195,7 +191,7 @@ func TestRoundTrip(t *testing.T) {
 				if (entry.Fallback != "") != (scheme != tc.quant && v.kind == KindMatrix) {
 					t.Errorf("%s: fallback %q", v.name, entry.Fallback)
 				}
-				scale := opt.scaleDType()
+				scale := opt.StoredScaleDType()
 				want := expected(v, scheme, scale)
 				got, err := b.Tensor(v.name, v.shape...)
 				if err != nil {

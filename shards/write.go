@@ -29,9 +29,14 @@ type Options struct {
 	ScaleDType DType
 	// ShardSize bounds each shard file in bytes; 0 means DefaultShardSize.
 	ShardSize int64
+	// Quantizer chooses how matrices are stored under int8 and q4; nil
+	// means Rounding.
+	Quantizer Quantizer
 }
 
-func (o Options) scaleDType() DType {
+// StoredScaleDType is the dtype int8 and q4 scales are stored in:
+// ScaleDType, or its default for Quant.
+func (o Options) StoredScaleDType() DType {
 	switch {
 	case o.ScaleDType != "":
 		return o.ScaleDType
@@ -39,6 +44,15 @@ func (o Options) scaleDType() DType {
 		return DTypeF16
 	}
 	return DTypeF32
+}
+
+// RoundScale rounds s to the precision in which a bundle written with
+// these options stores int8 and q4 scales.
+func (o Options) RoundScale(s float32) float32 {
+	if o.StoredScaleDType() == DTypeF16 {
+		return fromF16(toF16(s))
+	}
+	return s
 }
 
 func (o Options) validate() error {
@@ -107,7 +121,7 @@ func Write(dir string, cfg clip.Config, tok *tokenizer.Tokenizer, tensors []Sour
 		Format: Format, Version: Version, Quant: opt.Quant, Config: cfg, Tokenizer: tokenizerSpec(tok),
 	}}
 	if opt.Quant.quantized() {
-		res.Manifest.ScaleDType = opt.scaleDType()
+		res.Manifest.ScaleDType = opt.StoredScaleDType()
 	}
 	entries := make([]*TensorEntry, 0, len(tensors))
 	for _, src := range tensors {

@@ -53,6 +53,9 @@ func TestRunEndToEnd(t *testing.T) {
 	if !strings.Contains(stdout.String(), "largest relative errors") {
 		t.Error("no per-tensor error report")
 	}
+	if !strings.Contains(stdout.String(), "calibrated:") {
+		t.Error("no calibration report")
+	}
 	b, err := shards.Open(out)
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +65,59 @@ func TestRunEndToEnd(t *testing.T) {
 		if s.Size > 2<<20 {
 			t.Errorf("shard %s has %d bytes > 2 MiB", s.File, s.Size)
 		}
+	}
+}
+
+// TestRunCalibration converts a fixture to q4 calibrated (the default),
+// calibrated with no budget, and rounded, and checks what each reports
+// and stores.
+func TestRunCalibration(t *testing.T) {
+	fixtures.Require(t)
+	for _, tc := range []struct {
+		flags      []string
+		calibrated bool
+		kept       bool
+	}{
+		{nil, true, true},
+		{[]string{"--budget", "0%"}, true, false},
+		{[]string{"--calibrate=false"}, false, false},
+	} {
+		t.Run(strings.Join(append([]string{"default"}, tc.flags...), " "), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "bundle")
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"--in", fixtures.Path("hf", "hf_tiny_quickgelu"), "--out", out, "--quant", "q4", "--vocab", fixtures.VocabPath()}, tc.flags...)
+			if err := run(args, &stdout, &stderr); err != nil {
+				t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+			}
+			t.Logf("output:\n%s", &stdout)
+			if got := strings.Contains(stdout.String(), "calibrated:"); got != tc.calibrated {
+				t.Errorf("calibration reported: %v, want %v", got, tc.calibrated)
+			}
+			b, err := shards.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			kept := 0
+			for _, e := range b.Manifest.Tensors {
+				if strings.HasPrefix(e.Fallback, "kept int8") {
+					kept++
+					if e.Scheme != shards.Int8 || !strings.Contains(stdout.String(), e.Name+": kept int8") {
+						t.Errorf("%s: %s, not reported", e.Name, e.Scheme)
+					}
+				}
+			}
+			if (kept > 0) != tc.kept {
+				t.Errorf("%d matrices kept int8", kept)
+			}
+			if tc.kept {
+				for tower, c := range cosines(t, stdout.String()) {
+					if c < 0.99 {
+						t.Errorf("%s cosine %.6f < 0.99", tower, c)
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -131,6 +187,9 @@ func TestArgs(t *testing.T) {
 		{[]string{"--in", ckpt, "--out", "x", "--quant", "int8", "--shard-size", "lots"}, "bad size"},
 		{[]string{"--in", ckpt, "--out", "x", "--quant", "int8", "extra"}, "unexpected arguments"},
 		{[]string{"--in", ckpt, "--out", "x", "--quant", "int8", "--bogus"}, "bogus"},
+		{[]string{"--in", ckpt, "--out", "x", "--quant", "q4", "--budget", "7"}, "bad budget"},
+		{[]string{"--in", ckpt, "--out", "x", "--quant", "q4", "--budget", "-1%"}, "bad budget"},
+		{[]string{"--in", ckpt, "--out", "x", "--quant", "q4", "--budget", "lots%"}, "bad budget"},
 		{[]string{"--in", filepath.Join(t.TempDir(), "missing.pt"), "--out", "x", "--quant", "int8"}, "no such file"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/clipwasm/clipwasm/internal/npy"
 	"github.com/clipwasm/clipwasm/kernels/purego"
 	"github.com/clipwasm/clipwasm/shards"
+	"github.com/clipwasm/clipwasm/shards/quantize"
 	"github.com/clipwasm/clipwasm/tokenizer"
 )
 
@@ -77,28 +78,25 @@ func testTokenizer(t *testing.T) *tokenizer.Tokenizer {
 // fixtures, per fixture/scheme, image and text tower: the test holds them
 // as floors so that a regression still fails, and logs the shortfall.
 var floors = map[string][2]float64{
-	// q4 blocks (ggml's q4_0) store Gaussian weights with ≈8.6% relative
-	// error per matrix (an MSE-optimal scale search would only reach 8.1%),
-	// and random networks amplify it. Measured: vit_tiny 0.99400 / 0.95665,
-	// rn_tiny 0.86011 / 0.94177, hf_tiny_quickgelu 0.99392 / 0.96438,
-	// hf_tiny_gelu_fp16 0.99198 / 0.93985; a full-size random ViT-B/32
-	// gives 0.972 / 0.946.
-	"vit_tiny/q4":          {0.99, 0.95},
-	"rn_tiny/q4":           {0.85, 0.935},
-	"hf_tiny_quickgelu/q4": {0.99, 0.96},
-	"hf_tiny_gelu_fp16/q4": {0.99, 0.935},
-	// The tiny ResNet's perturbed BatchNorm statistics make its image tower
-	// the most sensitive (its f16 bundle reaches 0.9999911): int8 measures
-	// 0.99834, 0.99946 with visual.conv2 kept f32. Every tensor's int8
-	// error is under 0.8%.
-	"rn_tiny/int8": {0.998, 0.999},
+	// The tiny ResNet at q4, calibrated as the command does, measures
+	// 0.96489 / 0.98468 (rounding alone: 0.86011 / 0.94177). Its image
+	// tower ends in an attention pool that turns small changes into large
+	// ones: making one of its matrices more precise moves the embeddings of
+	// the calibration's inputs by up to six times more away from the
+	// float32 model's than towards it, and even with a 60% budget (a
+	// bundle 49% larger, most of the tower int8) it stays near 0.975. That
+	// tower takes most of the budget, being the worse one, and the text
+	// tower's 3.2M-row token table (61% of the bundle) stays q4: storing it
+	// int8 too reaches 0.9998, at +27% of the bundle. int8 bundles of this
+	// model meet the bar (0.99961 / 0.99988).
+	"rn_tiny/q4": {0.96, 0.98},
 }
 
-// TestRoundTrip converts every fixture model in every scheme (with 1 MiB
-// shards, so the larger tables are split) and runs the bundle on the
-// fixture inputs: f32 bundles, and f16 ones where that is lossless, must
-// reproduce the goldens; each scheme must reach its cosine bar against the
-// float32 model.
+// TestRoundTrip converts every fixture model in every scheme as the
+// command does (calibrated under int8 and q4; with 1 MiB shards, so the
+// larger tables are split) and runs the bundle on the fixture inputs: f32
+// bundles, and f16 ones where that is lossless, must reproduce the goldens;
+// each scheme must reach its cosine bar against the float32 model.
 func TestRoundTrip(t *testing.T) {
 	fixtures.Require(t)
 	tok := testTokenizer(t)
@@ -124,9 +122,11 @@ func TestRoundTrip(t *testing.T) {
 			for _, q := range []shards.Scheme{shards.F32, shards.F16, shards.Int8, shards.Q4} {
 				t.Run(string(q), func(t *testing.T) {
 					dir := filepath.Join(t.TempDir(), "bundle")
-					if _, err := shards.Write(dir, m.Config, tok, sources(m), shards.Options{Quant: q, ShardSize: 1 << 20}); err != nil {
+					res, _, err := writeBundle(dir, m, tok, shards.Options{Quant: q, ShardSize: 1 << 20}, &quantize.Options{Budget: -1})
+					if err != nil {
 						t.Fatal(err)
 					}
+					t.Logf("bundle: %d bytes of shards", res.Manifest.TotalSize())
 					b, err := shards.Open(dir)
 					if err != nil {
 						t.Fatal(err)

@@ -11,11 +11,11 @@ import (
 	"github.com/clipwasm/clipwasm/clip"
 	"github.com/clipwasm/clipwasm/kernels/purego"
 	"github.com/clipwasm/clipwasm/shards"
+	"github.com/clipwasm/clipwasm/shards/quantize"
 )
 
 // minCosine is the cosine between the bundle's embeddings and the original
-// model's that each scheme should reach (q4 falls short on random-weight
-// models: see TestRoundTrip).
+// model's that each scheme should reach.
 var minCosine = map[shards.Scheme]float64{
 	shards.F32:  0.999999,
 	shards.F16:  0.99999,
@@ -50,7 +50,7 @@ func selfCheck(w io.Writer, orig clip.Weights, dir string, quant shards.Scheme) 
 		return fmt.Errorf("self-check: bundle: %w", err)
 	}
 	sot, eot := b.Tokenizer().SpecialIDs()
-	images, tokens := randomInputs(rand.New(rand.NewPCG(1, 2)), b.Config, sot, eot)
+	images, tokens := quantize.RandomInputs(rand.New(rand.NewPCG(1, 2)), b.Config, sot, eot, checkImages, checkTexts, 0)
 	img, txt, err := compare(ref, got, images, tokens)
 	if err != nil {
 		return fmt.Errorf("self-check: %w", err)
@@ -67,29 +67,6 @@ func selfCheck(w io.Writer, orig clip.Weights, dir string, quant shards.Scheme) 
 		}
 	}
 	return nil
-}
-
-// randomInputs draws checkImages images of normal noise (what a normalised
-// image looks like to the model) and checkTexts token rows: SOT, random
-// ordinary tokens, EOT, zero padding.
-func randomInputs(rng *rand.Rand, cfg clip.Config, sot, eot int) ([]float32, [][]int) {
-	r := cfg.ImageResolution
-	images := make([]float32, checkImages*3*r*r)
-	for i := range images {
-		images[i] = float32(rng.NormFloat64())
-	}
-	tokens := make([][]int, checkTexts)
-	for i := range tokens {
-		row := make([]int, cfg.ContextLength)
-		n := 1 + rng.IntN(cfg.ContextLength-2)
-		row[0] = sot
-		for j := 1; j <= n; j++ {
-			row[j] = rng.IntN(min(sot, eot))
-		}
-		row[n+1] = eot
-		tokens[i] = row
-	}
-	return images, tokens
 }
 
 // embed returns the image embeddings of images (a batch of [3, R, R]
