@@ -422,10 +422,6 @@ func record(name string, v any) {
 	os.WriteFile(filepath.Join(outDir, "results.json"), b, 0o644)
 }
 
-// int8Floors holds, per fixture model, the lowest int8 cosine measured
-// where the converter is known to miss the 0.999 bar (see TestEmbeddings).
-var int8Floors = map[string]float64{"rn_tiny": 0.996}
-
 func TestEmbeddings(t *testing.T) {
 	fixtures.Require(t)
 	for _, model := range models {
@@ -531,18 +527,8 @@ func TestEmbeddings(t *testing.T) {
 					if c.VsNativeRel > 1e-4 {
 						t.Errorf("against the native engine: rel %.3g, want ≤ 1e-4", c.VsNativeRel)
 					}
-				} else if worst := min(c.GoldenCos, c.VsBrowserF32Cos); worst < 0.999 {
-					// The int8 bar is 0.999. rn_tiny's int8 bundle
-					// misses it already in the native engine (image cosine
-					// 0.99834 to f32, a known shortfall of the converter: see
-					// weights-converter's floors), so it is held to the level
-					// measured on 2026-11-27 (0.99639) until the converter
-					// reaches the bar; the shortfall is logged, not hidden.
-					if floor, known := int8Floors[model]; known && worst >= floor {
-						t.Logf("known shortfall: %s %s cosine %.6f is below the int8 bar 0.999 (floor %.4f)", model, q, worst, floor)
-					} else {
-						t.Errorf("%s: cosine to the goldens %.6f, to the f32 bundle %.6f; want ≥ 0.999", q, c.GoldenCos, c.VsBrowserF32Cos)
-					}
+				} else if c.GoldenCos < 0.999 || c.VsBrowserF32Cos < 0.999 {
+					t.Errorf("%s: cosine to the goldens %.6f, to the f32 bundle %.6f; want ≥ 0.999", q, c.GoldenCos, c.VsBrowserF32Cos)
 				}
 				// JPEG: browser (libjpeg-turbo) vs Pillow decoding; reported,
 				// and only grossly wrong results fail.
