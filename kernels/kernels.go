@@ -163,3 +163,31 @@ type Backend interface {
 	// writing [n, h/k, w/k, c] (sizes rounded down) to dst.
 	AvgPool2D(dst, src []float32, n, h, w, c, k int)
 }
+
+// Im2colRow fills one im2col row — output pixel r of the N·OH·OW, in
+// row-major order — with its K×K×InC input patch in (kh, kw, c) order, the
+// column order of a Conv2D weight; zeros where the patch hangs over the
+// padding. Within one kernel row the in-bounds kw values are contiguous in
+// channels-last src, so each copies as one run. Backends that run Conv2D as
+// im2col + GEMM share it.
+func (s ConvShape) Im2colRow(row, src []float32, r int) {
+	oh, ow := s.OutSize()
+	n, rem := r/(oh*ow), r%(oh*ow)
+	y0 := rem/ow*s.Stride - s.Pad
+	x0 := rem%ow*s.Stride - s.Pad
+	c := s.InC
+	// The kw range whose input column lies inside [0, W).
+	kw0, kw1 := max(0, -x0), min(s.K, s.W-x0)
+	for kh := range s.K {
+		dst := row[kh*s.K*c : (kh+1)*s.K*c]
+		y := y0 + kh
+		if y < 0 || y >= s.H || kw0 >= kw1 {
+			clear(dst)
+			continue
+		}
+		clear(dst[:kw0*c])
+		base := ((n*s.H+y)*s.W + x0) * c
+		copy(dst[kw0*c:kw1*c], src[base+kw0*c:base+kw1*c])
+		clear(dst[kw1*c:])
+	}
+}

@@ -44,39 +44,15 @@ func (b *backend) Conv2D(dst, src []float32, s kernels.ConvShape, w *kernels.Mat
 		r1 := min(rows, r0+chunk)
 		b.pool.parallelFor(r1-r0, max(1, elemGrain/kk), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
-				im2colRow(col[r*kk:(r+1)*kk], src, s, oh, ow, r0+r)
+				s.Im2colRow(col[r*kk:(r+1)*kk], src, r0+r)
 			}
 		})
 		b.linear(dst[r0*s.OutC:r1*s.OutC], col, r1-r0, w, bias)
 	}
 }
 
-// im2colRow fills one im2col row (output pixel r) with the K×K×InC input
-// patch, zeros where the patch hangs over the padding. Within one kernel row
-// the in-bounds kw values are contiguous in src, so they copy as one run.
-func im2colRow(row, src []float32, s kernels.ConvShape, oh, ow, r int) {
-	n, rem := r/(oh*ow), r%(oh*ow)
-	y0 := rem/ow*s.Stride - s.Pad
-	x0 := rem%ow*s.Stride - s.Pad
-	c := s.InC
-	// The kw range whose input column lies inside [0, W).
-	kw0, kw1 := max(0, -x0), min(s.K, s.W-x0)
-	for kh := range s.K {
-		dst := row[kh*s.K*c : (kh+1)*s.K*c]
-		y := y0 + kh
-		if y < 0 || y >= s.H || kw0 >= kw1 {
-			clear(dst)
-			continue
-		}
-		clear(dst[:kw0*c])
-		base := ((n*s.H+y)*s.W + x0) * c
-		copy(dst[kw0*c:kw1*c], src[base+kw0*c:base+kw1*c])
-		clear(dst[kw1*c:])
-	}
-}
-
 // getColBuf returns a pooled buffer of n floats. Its contents are stale;
-// im2colRow writes every element it hands to the GEMM.
+// Im2colRow writes every element it hands to the GEMM.
 func getColBuf(n int) []float32 {
 	if p, ok := colBufs.Get().(*[]float32); ok && cap(*p) >= n {
 		return (*p)[:n]

@@ -267,7 +267,7 @@ func (b *backend) Conv2D(dst, src []float32, s kernels.ConvShape, w *kernels.Mat
 	for r0 := 0; r0 < rows; r0 += chunk {
 		r1 := min(rows, r0+chunk)
 		for r := r0; r < r1; r++ {
-			im2colRow(col[(r-r0)*kk:(r-r0+1)*kk], src, s, oh, ow, r)
+			s.Im2colRow(col[(r-r0)*kk:(r-r0+1)*kk], src, r)
 		}
 		b.convGEMM(dst[r0*s.OutC:r1*s.OutC], col[:(r1-r0)*kk], r1-r0, w, bias)
 	}
@@ -300,29 +300,5 @@ func (b *backend) convGEMM(dst, x []float32, m int, w *kernels.Matrix, bias []fl
 			bb = bias[r0:r1]
 		}
 		gemmF32(b.relaxed, dst[r0:], n, x, k, wf[:(r1-r0)*k], k, bb, m, r1-r0, k)
-	}
-}
-
-// im2colRow fills one im2col row (output pixel r) with the K×K×InC input
-// patch, zeros where the patch hangs over the padding. Within one kernel
-// row the in-bounds kw values are contiguous in src, so they copy as one
-// run.
-func im2colRow(row, src []float32, s kernels.ConvShape, oh, ow, r int) {
-	n, rem := r/(oh*ow), r%(oh*ow)
-	y0 := rem/ow*s.Stride - s.Pad
-	x0 := rem%ow*s.Stride - s.Pad
-	c := s.InC
-	kw0, kw1 := max(0, -x0), min(s.K, s.W-x0)
-	for kh := range s.K {
-		dst := row[kh*s.K*c : (kh+1)*s.K*c]
-		y := y0 + kh
-		if y < 0 || y >= s.H || kw0 >= kw1 {
-			clear(dst)
-			continue
-		}
-		clear(dst[:kw0*c])
-		base := ((n*s.H+y)*s.W + x0) * c
-		copy(dst[kw0*c:kw1*c], src[base+kw0*c:base+kw1*c])
-		clear(dst[kw1*c:])
 	}
 }
