@@ -19,14 +19,11 @@ import (
 // rel is the fixtures' recommended tolerance: max |Δ| ≤ 1e-4·max|want|.
 const rel = 1e-4
 
+// rowsOf returns a fixture's token ids as rows; fixtures are well formed.
 func rowsOf(a *npy.Array) [][]int {
-	n, l := a.Shape[0], a.Shape[1]
-	rows := make([][]int, n)
-	for i := range rows {
-		rows[i] = make([]int, l)
-		for j := range rows[i] {
-			rows[i][j] = int(a.I64[i*l+j])
-		}
+	rows, err := a.TokenRows()
+	if err != nil {
+		panic(err)
 	}
 	return rows
 }

@@ -105,15 +105,9 @@ func encodeTask(m *clip.Model, task peerTask, in *npy.Array) ([]float32, error) 
 	if strings.HasPrefix(task.name, "image") {
 		return m.EncodeImage(in.F32, in.Shape[0])
 	}
-	if in.I64 == nil || len(in.Shape) != 2 {
-		return nil, fmt.Errorf("%s: want int64 [n, context] token ids, got %s %v", task.input, in.DType, in.Shape)
-	}
-	rows := make([][]int, in.Shape[0])
-	for i := range rows {
-		rows[i] = make([]int, in.Shape[1])
-		for j := range rows[i] {
-			rows[i][j] = int(in.I64[i*in.Shape[1]+j])
-		}
+	rows, err := in.TokenRows()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", task.input, err)
 	}
 	return m.EncodeText(rows)
 }

@@ -239,16 +239,9 @@ func embedTokensNpy(m *clip.Model, path string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	if arr.I64 == nil || len(arr.Shape) != 2 {
-		return nil, fmt.Errorf("%s: want int64 [n,%d] token ids, got %s %v", path, m.Config.ContextLength, arr.DType, arr.Shape)
-	}
-	n, l := arr.Shape[0], arr.Shape[1]
-	rows := make([][]int, n)
-	for i := range rows {
-		rows[i] = make([]int, l)
-		for j := range rows[i] {
-			rows[i][j] = int(arr.I64[i*l+j])
-		}
+	rows, err := arr.TokenRows()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m.EncodeText(rows)
 }

@@ -330,12 +330,9 @@ func encoder(m *clip.Model, t task, path string) (func() ([]float32, error), err
 	if in.I64 == nil || !slices.Equal(in.Shape, []int{t.batch, ctx}) {
 		return nil, fmt.Errorf("%s: want int64 [%d %d] token ids, got %s %v", path, t.batch, ctx, in.DType, in.Shape)
 	}
-	rows := make([][]int, t.batch)
-	for i := range rows {
-		rows[i] = make([]int, ctx)
-		for j := range rows[i] {
-			rows[i][j] = int(in.I64[i*ctx+j])
-		}
+	rows, err := in.TokenRows()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return func() ([]float32, error) { return m.EncodeText(rows) }, nil
 }

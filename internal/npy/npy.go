@@ -31,6 +31,23 @@ type Array struct {
 // Len returns the number of elements the shape describes.
 func (a *Array) Len() int { return numel(a.Shape) }
 
+// TokenRows returns a 2-D int64 array (token ids, [n, context]) as n rows,
+// the form the text encoder takes.
+func (a *Array) TokenRows() ([][]int, error) {
+	if a.I64 == nil || len(a.Shape) != 2 {
+		return nil, fmt.Errorf("npy: want int64 [n, context] token ids, got %s %v", a.DType, a.Shape)
+	}
+	n, l := a.Shape[0], a.Shape[1]
+	rows := make([][]int, n)
+	for i := range rows {
+		rows[i] = make([]int, l)
+		for j := range rows[i] {
+			rows[i][j] = int(a.I64[i*l+j])
+		}
+	}
+	return rows, nil
+}
+
 func numel(shape []int) int {
 	n := 1
 	for _, d := range shape {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -78,5 +79,30 @@ func TestBadInput(t *testing.T) {
 		if _, err := Read(strings.NewReader(data)); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+func TestTokenRows(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      Array
+		want    [][]int
+		wantErr bool
+	}{
+		{"2x3", Array{DType: "<i8", Shape: []int{2, 3}, I64: []int64{49406, 1, 49407, 49406, 49407, 0}},
+			[][]int{{49406, 1, 49407}, {49406, 49407, 0}}, false},
+		{"float", Array{DType: "<f4", Shape: []int{1, 2}, F32: []float32{1, 2}}, nil, true},
+		{"1-D", Array{DType: "<i8", Shape: []int{3}, I64: []int64{1, 2, 3}}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.in.TokenRows()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
