@@ -89,9 +89,24 @@ type Matrix struct {
 	Q4     []byte    // SchemeQ4: Rows·Cols/32 blocks of 16 bytes, row-major
 	Scales []float32 // SchemeInt8: [Rows]; SchemeQ4: [Rows·Cols/32]
 
+	// Activations says how a backend that quantizes the activations of an
+	// int8 or q4 Linear per token (the browser's int8 GEMM) must feed this
+	// matrix: ActivationsF32 keeps them float32 where quantizing them costs
+	// too much fidelity (inputs no LayerNorm precedes, with outlier
+	// channels); empty leaves it to the backend. Backends that never
+	// quantize activations to 8 bits ignore it.
+	Activations ActivationPrecision
+
 	// Prepared is a backend's cached form of this matrix, made on first use.
 	Prepared any
 }
+
+// ActivationPrecision is the precision a quantized matrix's inputs need;
+// see Matrix.Activations.
+type ActivationPrecision string
+
+// ActivationsF32 asks for float32 activations.
+const ActivationsF32 ActivationPrecision = "f32"
 
 // NewMatrix wraps float32 row-major data of shape [rows, cols]. It panics if
 // the length does not match, since that is a programming error in a loader.

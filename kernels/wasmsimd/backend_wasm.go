@@ -93,6 +93,10 @@ func (b *backend) Linear(dst, x []float32, m int, w *kernels.Matrix, bias []floa
 	case kernels.SchemeF32, "":
 		gemmF32(b.relaxed, dst, n, x, k, w.F32, k, bias, m, n, k)
 	case kernels.SchemeInt8, kernels.SchemeQ4:
+		if w.Activations == kernels.ActivationsF32 {
+			b.convGEMM(dst, x, m, w, bias) // the converter found 8-bit inputs too coarse here
+			return
+		}
 		b.linearQuant(dst, x, m, w, bias)
 	default:
 		panic("wasmsimd: unknown weight scheme " + string(w.Scheme))
