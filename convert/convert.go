@@ -37,7 +37,25 @@ type Tensor struct {
 	Shape []int
 	Kind  Kind
 
-	compute func() ([]float32, error)
+	compute   func() ([]float32, error)
+	rowScaled func() (base, scale []float32, err error)
+}
+
+// RowScaled returns, for a tensor computed as a matrix times a float32
+// scale per row (a convolution with its BatchNorm folded in), a function
+// computing the two factors, laid out as the tensor; else nil. The tensor's
+// values are base[r, c]·scale[r] in float32, bit for bit.
+func (t *Tensor) RowScaled() func() (base, scale []float32, err error) {
+	if t.rowScaled == nil {
+		return nil
+	}
+	return func() ([]float32, []float32, error) {
+		base, scale, err := t.rowScaled()
+		if err != nil {
+			return nil, nil, fmt.Errorf("convert: %s: %w", t.Name, err)
+		}
+		return base, scale, nil
+	}
 }
 
 // Float32 computes the tensor. Each call does the work again and returns a

@@ -82,32 +82,43 @@ func bnScale(sd stateDict, bn string) ([]float64, error) {
 }
 
 // foldedConv is W·s laid out channels-last: the convolution with its
-// BatchNorm's scale folded into each output channel.
+// BatchNorm's scale folded into each output channel, computed in float32
+// as the product of convFactors' base and scale.
 func foldedConv(sd stateDict, conv, bn string) func() ([]float32, error) {
 	return func() ([]float32, error) {
+		w, s, err := convFactors(sd, conv, bn)()
+		if err != nil {
+			return nil, err
+		}
+		out, rest := len(s), len(w)/len(s)
+		scale, err := tensor.Repeat(dense([]int{out, 1}, s), 1, rest)
+		if err != nil {
+			return nil, err
+		}
+		return data(tensor.Mul(dense([]int{out, rest}, w), scale))
+	}
+}
+
+// convFactors returns foldedConv's factors: the convolution's weight laid
+// out channels-last, [out, kh·kw·in], and the BatchNorm's scale per output
+// channel rounded to float32.
+func convFactors(sd stateDict, conv, bn string) func() (base, scale []float32, err error) {
+	return func() ([]float32, []float32, error) {
 		src := sd[conv]
 		w, err := src.load()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		s, err := bnScale(sd, bn)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out, rest := src.shape[0], numel(src.shape[1:])
-		s32 := make([]float32, out)
+		s32 := make([]float32, len(s))
 		for i, v := range s {
 			s32[i] = float32(v)
 		}
-		scale, err := tensor.Repeat(dense([]int{out, 1}, s32), 1, rest)
-		if err != nil {
-			return nil, err
-		}
-		scaled, err := data(tensor.Mul(dense([]int{out, rest}, w), scale))
-		if err != nil {
-			return nil, err
-		}
-		return channelsLast(scaled, src.shape)
+		base, err := channelsLast(w, src.shape)
+		return base, s32, err
 	}
 }
 
@@ -209,6 +220,9 @@ func (l *layout) convBN(conv, bn, to string, in, out, k int) {
 		l.need(bn+p, out)
 	}
 	l.add(to+".weight", Matrix, []int{out, k * k * in}, foldedConv(l.sd, conv, bn))
+	if l.err == nil {
+		l.out[len(l.out)-1].rowScaled = convFactors(l.sd, conv, bn)
+	}
 	l.add(to+".bias", Vector, []int{out}, foldedBias(l.sd, bn))
 }
 

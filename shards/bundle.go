@@ -1,16 +1,17 @@
 package shards
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"unsafe"
 
-	"github.com/clipwasm/clipwasm/checkpoint"
 	"github.com/clipwasm/clipwasm/clip"
 	"github.com/clipwasm/clipwasm/kernels"
 	"github.com/clipwasm/clipwasm/tokenizer"
@@ -217,11 +218,14 @@ func matrixOf(t *TensorEntry, data, scales []byte, rows int) (*kernels.Matrix, e
 	if err != nil {
 		return nil, err
 	}
-	m := &kernels.Matrix{Rows: rows, Cols: cols}
+	m := &kernels.Matrix{Rows: rows, Cols: cols, Activations: t.Activations}
 	switch t.Scheme {
 	case F32, F16:
 		m.Scheme = kernels.SchemeF32
 		m.F32, err = decodeFloats(t.DType, data)
+		if err == nil && t.ScaleDType != "" {
+			err = scaleRows(m.F32, cols, t.ScaleDType, scales)
+		}
 	case Int8:
 		m.Scheme = kernels.SchemeInt8
 		m.Q8 = unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(data))), len(data))
@@ -242,15 +246,37 @@ func matrixOf(t *TensorEntry, data, scales []byte, rows int) (*kernels.Matrix, e
 	return m, nil
 }
 
+// scaleRows multiplies each row of vals (cols wide) by its scale, decoded
+// from scales, in float32: a row-scaled f16 matrix.
+func scaleRows(vals []float32, cols int, dt DType, scales []byte) error {
+	s, err := decodeFloats(dt, scales)
+	if err != nil {
+		return err
+	}
+	if len(s)*cols != len(vals) {
+		return fmt.Errorf("%d row scales for %d values of %d columns", len(s), len(vals), cols)
+	}
+	for i := range vals {
+		vals[i] *= s[i/cols]
+	}
+	return nil
+}
+
 // decodeFloats widens little-endian F32 or F16 bytes to float32.
 func decodeFloats(dt DType, b []byte) ([]float32, error) {
-	size := dt.size()
-	if size == 0 || len(b)%size != 0 {
+	if (dt != DTypeF32 && dt != DTypeF16) || len(b)%dt.size() != 0 {
 		return nil, fmt.Errorf("%d bytes of %q", len(b), dt)
 	}
-	t, err := checkpoint.NewTensor("", checkpoint.DType(dt), []int{len(b) / size}, b)
-	if err != nil {
-		return nil, err
+	out := make([]float32, len(b)/dt.size())
+	le := binary.LittleEndian
+	if dt == DTypeF16 {
+		for i := range out {
+			out[i] = fromF16(le.Uint16(b[2*i:]))
+		}
+		return out, nil
 	}
-	return t.Float32()
+	for i := range out {
+		out[i] = math.Float32frombits(le.Uint32(b[4*i:]))
+	}
+	return out, nil
 }

@@ -15,6 +15,19 @@ type Source struct {
 	Shape   []int
 	Kind    Kind
 	Float32 func() ([]float32, error)
+	// RowScaled, when set, gives a matrix's values factored as
+	// base[r, c]·scale[r] (a BatchNorm folded into a convolution): an f16
+	// bundle stores base in binary16 and scale in float32 when that gives
+	// Float32's values back bit for bit.
+	RowScaled func() (base, scale []float32, err error)
+}
+
+// F16Policy decides, under f16, how a matrix whose values binary16 cannot
+// hold exactly (even row-scaled, see Source.RowScaled) is stored.
+type F16Policy interface {
+	// KeepF32 returns why the named matrix is kept f32, or "" to store it
+	// rounded to binary16.
+	KeepF32(name string) string
 }
 
 // encoded is a tensor in its stored form: the manifest entry (without
@@ -110,10 +123,20 @@ func encode(src Source, vals []float32, opt Options) (*encoded, error) {
 		return nil, fmt.Errorf("%d values for shape %v", len(vals), src.Shape)
 	}
 	t := TensorEntry{Name: src.Name, Shape: append([]int{}, src.Shape...), Kind: src.Kind, Scheme: F32}
-	var m *kernels.Matrix // the quantized matrix, for int8 and q4
+	var m *kernels.Matrix                   // the quantized matrix, for int8 and q4
+	half, rowScales := vals, []float32(nil) // what f16 stores: values, and a row-scaled matrix's scales
 	switch src.Kind {
 	case KindMatrix:
 		t.Scheme = opt.Quant
+		if t.Scheme == F16 {
+			if half, rowScales, t.Fallback, err = f16Form(src, vals, opt.F16Policy); err != nil {
+				return nil, err
+			}
+			if t.Fallback != "" {
+				t.Scheme = F32
+			}
+			break
+		}
 		if !t.Scheme.quantized() {
 			break
 		}
@@ -137,6 +160,7 @@ func encode(src Source, vals []float32, opt Options) (*encoded, error) {
 				return nil, fmt.Errorf("quantizer: scale %g is not at the precision of %s scales", sc, opt.StoredScaleDType())
 			}
 		}
+		t.Activations = m.Activations
 	case KindVector:
 	default:
 		return nil, fmt.Errorf("unknown kind %q", src.Kind)
@@ -147,7 +171,11 @@ func encode(src Source, vals []float32, opt Options) (*encoded, error) {
 	case F32:
 		e.data = appendF32(make([]byte, 0, 4*len(vals)), vals)
 	case F16:
-		e.data = appendF16(make([]byte, 0, 2*len(vals)), vals)
+		e.data = appendF16(make([]byte, 0, 2*len(half)), half)
+		if rowScales != nil {
+			e.entry.ScaleDType = DTypeF32
+			e.scales = appendF32(make([]byte, 0, 4*len(rowScales)), rowScales)
+		}
 	case Int8:
 		e.data = make([]byte, len(m.Q8))
 		for i, q := range m.Q8 {
@@ -171,6 +199,56 @@ func encode(src Source, vals []float32, opt Options) (*encoded, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// f16Form decides how an f16 bundle stores the matrix vals of src: the
+// values themselves when binary16 holds them exactly; src's row-scaled
+// factors (base in binary16, scales in float32) when binary16 holds base
+// exactly and base·scale gives vals back bit for bit; else rounded to
+// binary16, unless policy keeps the matrix f32, with why saying so.
+func f16Form(src Source, vals []float32, policy F16Policy) (half, rowScales []float32, why string, err error) {
+	if F16Exact(vals) {
+		return vals, nil, "", nil
+	}
+	if src.RowScaled != nil {
+		base, scale, err := src.RowScaled()
+		if err != nil {
+			return nil, nil, "", err
+		}
+		if rowScaledExact(base, scale, vals) {
+			return base, scale, "", nil
+		}
+	}
+	if policy != nil {
+		why = policy.KeepF32(src.Name)
+	}
+	return vals, nil, why, nil
+}
+
+// F16Exact reports whether binary16 holds every value of vals exactly.
+func F16Exact(vals []float32) bool {
+	for _, v := range vals {
+		if fromF16(toF16(v)) != v && v == v { // NaN stays NaN
+			return false
+		}
+	}
+	return true
+}
+
+// rowScaledExact reports whether base is binary16-exact and its rows
+// times scale, in float32 as a reader widens them, are vals bit for bit.
+func rowScaledExact(base, scale, vals []float32) bool {
+	if len(base) != len(vals) || len(scale) == 0 || len(vals)%len(scale) != 0 {
+		return false
+	}
+	cols := len(vals) / len(scale)
+	for i, b := range base {
+		h := fromF16(toF16(b))
+		if h != b || math.Float32bits(h*scale[i/cols]) != math.Float32bits(vals[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // schemeOf returns the scheme that stores m, after checking that m is a

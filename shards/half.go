@@ -79,3 +79,7 @@ func appendF32(dst []byte, vals []float32) []byte {
 	}
 	return dst
 }
+
+// RoundF16 rounds f to the nearest binary16 value, as an f16 bundle
+// stores it, and widens it back.
+func RoundF16(f float32) float32 { return fromF16(toF16(f)) }

@@ -9,7 +9,10 @@
 //
 // Every tensor has a scheme:
 //   - f32: float32 values (dtype F32);
-//   - f16: binary16 values (F16), widened to float32 on load;
+//   - f16: binary16 values (F16), widened to float32 on load; a matrix may
+//     carry one F32 scale per row ([rows]), by which its rows are
+//     multiplied in float32 on load (row-scaled f16: a BatchNorm folded
+//     into an f16 convolution, stored exactly);
 //   - int8: a matrix quantized symmetrically per row (output channel):
 //     I8 values [rows, cols] plus one scale per row (F32 or F16);
 //   - q4: a matrix in blocks of 32 along each row (ggml's q4_0 layout, see
@@ -23,7 +26,12 @@
 // q4 matrix whose column count is not a multiple of 32 falls back to int8;
 // a matrix stored in another scheme than the requested one says why in its
 // manifest entry. The default, Rounding, rounds each weight to its nearest
-// code, with the least-squares scale for each q4 block. Vectors (biases,
+// code, with the least-squares scale for each q4 block. Under f16 a matrix
+// is stored exactly when binary16 holds its values, or holds them up to a
+// float32 scale per row that the Source gives (Source.RowScaled); any
+// other matrix is rounded to binary16 unless an Options.F16Policy keeps it
+// f32 (package shards/quantize keeps those whose rounding would move the
+// embeddings measurably). Vectors (biases,
 // norms, embeddings added to the input, logit_scale) are written f32 in
 // every scheme: they are well under 1% of a model's bytes, and rounding
 // them costs accuracy out of proportion (BatchNorm-folded biases above
@@ -186,6 +194,10 @@ type TensorEntry struct {
 	// Fallback says why the tensor's scheme differs from the requested one
 	// (q4 impossible, or the matrix kept more precise for its sensitivity).
 	Fallback string `json:"fallback,omitempty"`
+	// Activations is "f32" for an int8 or q4 matrix whose inputs must stay
+	// float32 in backends that quantize activations per token (see
+	// kernels.Matrix.Activations); empty leaves it to the backend.
+	Activations kernels.ActivationPrecision `json:"activations,omitempty"`
 	// Parts hold consecutive row ranges covering the first dimension; a
 	// tensor that was not split has one.
 	Parts []Part `json:"parts"`
@@ -300,6 +312,10 @@ func layoutOf(shape []int, scheme Scheme, dtype, scaleDType DType) (layout, erro
 		return layout{}, fmt.Errorf("scheme %s stored as %q, want %s", scheme, dtype, want)
 	}
 	l := layout{rows: rows, rowBytes: int64(cols) * int64(dtype.size())}
+	if scheme == F16 && scaleDType == DTypeF32 && len(shape) > 0 {
+		l.rowScales = 4 // a row-scaled f16 matrix: one float32 scale per row
+		return l, nil
+	}
 	if !scheme.quantized() {
 		if scaleDType != "" {
 			return layout{}, fmt.Errorf("scheme %s has no scales, but scale_dtype is %q", scheme, scaleDType)
@@ -346,12 +362,15 @@ func (t *TensorEntry) validate(shardSize map[string]int64) error {
 	if t.Kind != KindMatrix && t.Kind != KindVector {
 		return fmt.Errorf("unknown kind %q", t.Kind)
 	}
-	if t.Kind == KindVector && t.Scheme.quantized() {
-		return fmt.Errorf("a vector cannot be stored as %s", t.Scheme)
+	if t.Kind == KindVector && (t.Scheme.quantized() || t.ScaleDType != "") {
+		return fmt.Errorf("a vector cannot be stored as %s with %q scales", t.Scheme, t.ScaleDType)
 	}
 	l, err := layoutOf(t.Shape, t.Scheme, t.DType, t.ScaleDType)
 	if err != nil {
 		return err
+	}
+	if t.Activations != "" && (t.Activations != kernels.ActivationsF32 || !t.Scheme.quantized()) {
+		return fmt.Errorf("activations %q on a %s %s, want \"f32\" on an int8 or q4 matrix", t.Activations, t.Scheme, t.Kind)
 	}
 	if len(t.Parts) == 0 {
 		return errors.New("no parts")

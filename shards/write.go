@@ -32,6 +32,9 @@ type Options struct {
 	// Quantizer chooses how matrices are stored under int8 and q4; nil
 	// means Rounding.
 	Quantizer Quantizer
+	// F16Policy chooses, under f16, which matrices that binary16 cannot
+	// hold exactly are kept f32; nil rounds them all.
+	F16Policy F16Policy
 }
 
 // StoredScaleDType is the dtype int8 and q4 scales are stored in:

@@ -185,15 +185,34 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // writeBundle converts m into a bundle at out. Under int8 and q4 with copt
 // set it calibrates first (holding m in float32 meanwhile) and returns the
-// plan it wrote.
+// plan it wrote. Under f16 it stores exactly every matrix binary16 holds
+// (row-scaled for BatchNorm-folded convolutions) and, with copt set,
+// rounds the others where quantize.PlanF16 measures that the embeddings
+// stay within quantize.F16Target; without copt it keeps them all f32.
 func writeBundle(out string, m *convert.Model, tok *tokenizer.Tokenizer, wopt shards.Options, copt *quantize.Options) (*shards.Result, *quantize.Plan, error) {
 	var plan *quantize.Plan
-	if copt != nil && (wopt.Quant == shards.Int8 || wopt.Quant == shards.Q4) {
+	sot, eot := tok.SpecialIDs()
+	switch {
+	case wopt.Quant == shards.F16 && copt == nil:
+		wopt.F16Policy = keepInexact{}
+	case wopt.Quant == shards.F16:
 		b, err := native.New(0)
 		if err != nil {
 			return nil, nil, err
 		}
-		sot, eot := tok.SpecialIDs()
+		rowScaled := map[string]bool{}
+		for _, t := range m.Tensors {
+			rowScaled[t.Name] = t.RowScaled() != nil
+		}
+		exact := func(name string) bool { return rowScaled[name] }
+		if wopt.F16Policy, err = quantize.PlanF16(m.Config, m, b, sot, eot, exact, *copt); err != nil {
+			return nil, nil, err
+		}
+	case copt != nil && (wopt.Quant == shards.Int8 || wopt.Quant == shards.Q4):
+		b, err := native.New(0)
+		if err != nil {
+			return nil, nil, err
+		}
 		if plan, err = quantize.Calibrate(m.Config, m, b, sot, eot, wopt, *copt); err != nil {
 			return nil, nil, err
 		}
@@ -201,6 +220,15 @@ func writeBundle(out string, m *convert.Model, tok *tokenizer.Tokenizer, wopt sh
 	}
 	res, err := shards.Write(out, m.Config, tok, sources(m), wopt)
 	return res, plan, err
+}
+
+// keepInexact is the f16 policy without calibration: every matrix that
+// binary16 cannot hold exactly stays f32, so the bundle is lossless.
+type keepInexact struct{}
+
+// KeepF32 implements shards.F16Policy.
+func (keepInexact) KeepF32(string) string {
+	return "kept f32: binary16 does not hold its values (--calibrate=false keeps every such matrix)"
 }
 
 // printPlan reports what calibration measured: each tower's error with
@@ -226,7 +254,7 @@ func sources(m *convert.Model) []shards.Source {
 		if t.Kind == convert.Matrix {
 			kind = shards.KindMatrix
 		}
-		out[i] = shards.Source{Name: t.Name, Shape: t.Shape, Kind: kind, Float32: t.Float32}
+		out[i] = shards.Source{Name: t.Name, Shape: t.Shape, Kind: kind, Float32: t.Float32, RowScaled: t.RowScaled()}
 	}
 	return out
 }
