@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"syscall/js"
 	"unsafe"
+
+	"github.com/clipwasm/clipwasm/wasm/worker"
 )
 
 var (
 	uint8Array  = js.Global().Get("Uint8Array")
 	float32Ctor = js.Global().Get("Float32Array")
+	int32Ctor   = js.Global().Get("Int32Array")
 )
 
 // goBytes copies a Uint8Array or Uint8ClampedArray into Go memory.
@@ -33,6 +36,22 @@ func jsBytes(b []byte) js.Value {
 func float32Array(x []float32) js.Value {
 	u := jsBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), 4*len(x)))
 	return float32Ctor.New(u.Get("buffer"))
+}
+
+// typedArray copies the field name of v, a typed array made by ctor whose
+// elements are Ts, into Go memory; nil if the field is absent.
+func typedArray[T float32 | int32](v js.Value, name string, ctor js.Value) ([]T, error) {
+	f := v.Get(name)
+	if f.IsUndefined() || f.IsNull() {
+		return nil, nil
+	}
+	if !f.InstanceOf(ctor) {
+		return nil, &worker.Error{Code: worker.CodeProtocol, Message: fmt.Sprintf("%s must be a %s", name, ctor.Get("name").String())}
+	}
+	out := make([]T, f.Length())
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), f.Get("byteLength").Int())
+	js.CopyBytesToGo(raw, uint8Array.New(f.Get("buffer"), f.Get("byteOffset"), f.Get("byteLength")))
+	return out, nil
 }
 
 // await waits for a promise and returns its value, or its rejection as a

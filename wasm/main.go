@@ -66,6 +66,13 @@ func parseRequest(v js.Value) (worker.Request, error) {
 		TopK: intField(v, "topK"), Target: intField(v, "target"),
 		Texts: stringList(v.Get("texts")), Labels: stringList(v.Get("labels")), Templates: stringList(v.Get("templates")),
 	}
+	var err error
+	if req.Pixels, err = typedArray[float32](v, "pixels", float32Ctor); err != nil {
+		return req, err
+	}
+	if req.Tokens, err = typedArray[int32](v, "tokens", int32Ctor); err != nil {
+		return req, err
+	}
 	if imgs := v.Get("images"); imgs.Truthy() {
 		for i := range imgs.Length() {
 			img := imgs.Index(i)

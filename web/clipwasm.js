@@ -151,6 +151,28 @@ export class ClipWasm {
   }
 
   /**
+   * Embeds images already preprocessed into the model's input: n×3×R×R
+   * floats, NCHW, resized, cropped and normalised as CLIP's preprocess
+   * does (R is info.config.image_resolution). For benchmarks and checks on
+   * fixed inputs; pages pass images to embedImages.
+   * @param {Float32Array} pixels
+   * @returns {Promise<Float32Array[]>} one row per image
+   */
+  async embedPixels(pixels, options) {
+    return rows(await this.#request({ op: 'embedImage', pixels }, options));
+  }
+
+  /**
+   * Embeds texts given as token ids: n rows of info.config.context_length
+   * ids, as clip.tokenize makes them.
+   * @param {Int32Array} tokens
+   * @returns {Promise<Float32Array[]>} one row per text
+   */
+  async embedTokens(tokens, options) {
+    return rows(await this.#request({ op: 'embedText', tokens }, options));
+  }
+
+  /**
    * Ranks labels for an image, zero-shot.
    * @param image as for embedImage
    * @param {string[]} labels

@@ -71,15 +71,40 @@ func (e *Engine) EmbedImages(ctx context.Context, imgs []Image) (*Embeddings, er
 	if len(imgs) == 0 {
 		return nil, errorf(CodeBadRequest, "no images")
 	}
+	return e.embedEach(ctx, len(imgs), func(i int) ([]float32, error) {
+		t, err := e.preprocess(imgs[i])
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", i, err)
+		}
+		return t, nil
+	})
+}
+
+// EmbedPixels returns the embeddings of images already preprocessed into
+// the model's input tensor [n,3,R,R], one image per pass.
+func (e *Engine) EmbedPixels(ctx context.Context, pixels []float32) (*Embeddings, error) {
+	r := e.model.Config.ImageResolution
+	size := 3 * r * r
+	if len(pixels) == 0 || len(pixels)%size != 0 {
+		return nil, errorf(CodeBadRequest, "%d pixel values are not a whole number of 3×%d×%d images", len(pixels), r, r)
+	}
+	return e.embedEach(ctx, len(pixels)/size, func(i int) ([]float32, error) {
+		return pixels[i*size : (i+1)*size], nil
+	})
+}
+
+// embedEach encodes n images, the input of image i from input, checking for
+// a cancel before each.
+func (e *Engine) embedEach(ctx context.Context, n int, input func(i int) ([]float32, error)) (*Embeddings, error) {
 	d := e.model.Config.EmbedDim
-	out := &Embeddings{Dim: d, Data: make([]float32, 0, len(imgs)*d)}
-	for i, img := range imgs {
+	out := &Embeddings{Dim: d, Data: make([]float32, 0, n*d)}
+	for i := range n {
 		if err := e.step(ctx); err != nil {
 			return nil, err
 		}
-		t, err := e.preprocess(img)
+		t, err := input(i)
 		if err != nil {
-			return nil, fmt.Errorf("image %d: %w", i, err)
+			return nil, err
 		}
 		emb, err := e.model.EncodeImage(t, 1)
 		if err != nil {
@@ -95,17 +120,44 @@ func (e *Engine) EmbedTexts(ctx context.Context, texts []string) (*Embeddings, e
 	if len(texts) == 0 {
 		return nil, errorf(CodeBadRequest, "no texts")
 	}
+	rows := make([][]int, len(texts))
+	for i, t := range texts {
+		rows[i] = e.tok.Tokenize(t, e.model.Config.ContextLength)
+	}
+	return e.embedRows(ctx, rows)
+}
+
+// EmbedTokens returns the text embeddings of token rows [n,ContextLength]
+// as clip.tokenize makes them.
+func (e *Engine) EmbedTokens(ctx context.Context, tokens []int32) (*Embeddings, error) {
 	c := &e.model.Config
-	out := &Embeddings{Dim: c.EmbedDim, Data: make([]float32, 0, len(texts)*c.EmbedDim)}
-	for chunk := range slices.Chunk(texts, textChunk) {
+	if len(tokens) == 0 || len(tokens)%c.ContextLength != 0 {
+		return nil, errorf(CodeBadRequest, "%d token ids are not a whole number of rows of %d", len(tokens), c.ContextLength)
+	}
+	rows := make([][]int, len(tokens)/c.ContextLength)
+	for i := range rows {
+		rows[i] = make([]int, c.ContextLength)
+		for j := range rows[i] {
+			id := tokens[i*c.ContextLength+j]
+			if id < 0 || int(id) >= c.VocabSize {
+				return nil, errorf(CodeBadRequest, "token row %d position %d: id %d outside the vocabulary [0, %d)", i, j, id, c.VocabSize)
+			}
+			rows[i][j] = int(id)
+		}
+	}
+	return e.embedRows(ctx, rows)
+}
+
+// embedRows encodes token rows textChunk at a time, checking for a cancel
+// before each chunk.
+func (e *Engine) embedRows(ctx context.Context, rows [][]int) (*Embeddings, error) {
+	d := e.model.Config.EmbedDim
+	out := &Embeddings{Dim: d, Data: make([]float32, 0, len(rows)*d)}
+	for chunk := range slices.Chunk(rows, textChunk) {
 		if err := e.step(ctx); err != nil {
 			return nil, err
 		}
-		rows := make([][]int, len(chunk))
-		for i, t := range chunk {
-			rows[i] = e.tok.Tokenize(t, c.ContextLength)
-		}
-		emb, err := e.model.EncodeText(rows)
+		emb, err := e.model.EncodeText(chunk)
 		if err != nil {
 			return nil, err
 		}

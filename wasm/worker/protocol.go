@@ -16,8 +16,8 @@
 //
 //	op          fields                               result
 //	load        url (of manifest.json)               LoadResult
-//	embedImage  images                               Embeddings
-//	embedText   texts                                Embeddings
+//	embedImage  images | pixels                      Embeddings
+//	embedText   texts | tokens                       Embeddings
 //	classify    images, labels, templates | ensemble, Classification
 //	            topK
 //	cancel      target (the id to cancel)            {cancelled}
@@ -25,7 +25,9 @@
 //
 // An image is {width, height, rgba} (straight-alpha RGBA pixels, rows packed,
 // as the browser decodes them) or {encoded} (the file's bytes, for formats
-// whose browser decoding cannot match Pillow; see Image).
+// whose browser decoding cannot match Pillow; see Image). pixels (a
+// Float32Array) and tokens (an Int32Array) are model inputs made elsewhere,
+// for benchmarks and checks on fixed inputs (see Request).
 package worker
 
 import (
@@ -70,6 +72,14 @@ type Request struct {
 	Ensemble  string   // classify: a name in clip.Ensembles, instead of Templates
 	TopK      int      // classify: keep this many labels per image; 0 keeps all
 	Target    int      // cancel: the request to cancel
+
+	// Pixels (embedImage, instead of Images) are n images already
+	// preprocessed into the model's input, [n,3,R,R] as imageproc.Preprocess makes
+	// them (R = Config.ImageResolution).
+	Pixels []float32
+	// Tokens (embedText, instead of Texts) are n rows of token ids as
+	// clip.tokenize makes them, [n,ContextLength].
+	Tokens []int32
 }
 
 // Image is one image to embed: either browser-decoded RGBA pixels or an

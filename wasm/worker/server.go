@@ -118,8 +118,20 @@ func (s *Server) run(ctx context.Context, req Request) (any, error) {
 	}
 	switch req.Op {
 	case OpEmbedImage:
+		if req.Pixels != nil {
+			if req.Images != nil {
+				return nil, errorf(CodeBadRequest, "give images or pixels, not both")
+			}
+			return e.EmbedPixels(ctx, req.Pixels)
+		}
 		return e.EmbedImages(ctx, req.Images)
 	case OpEmbedText:
+		if req.Tokens != nil {
+			if req.Texts != nil {
+				return nil, errorf(CodeBadRequest, "give texts or tokens, not both")
+			}
+			return e.EmbedTokens(ctx, req.Tokens)
+		}
 		return e.EmbedTexts(ctx, req.Texts)
 	case OpClassify:
 		templates, err := Templates(req.Ensemble, req.Templates)

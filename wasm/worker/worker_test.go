@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -534,5 +535,59 @@ func TestTextStopsAtLastEOT(t *testing.T) {
 		if seq != c.seq {
 			t.Errorf("%q: the text tower ran over %d positions, want %d", c.texts, seq, c.seq)
 		}
+	}
+}
+
+// TestModelInputs embeds the fixture's own model inputs (images.npy, the
+// preprocessed images, and tokens.npy, clip.tokenize's rows) sent as the
+// protocol's pixels and tokens, and refuses malformed ones.
+func TestModelInputs(t *testing.T) {
+	b, err := shards.Open(bundleDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	e, err := NewEngine(b.Config, b, b.Tokenizer(), purego.New(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(func(Event) {}, nil, purego.New(1), nil)
+	s.engine = e
+	pixels := fixtures.LoadNpy(t, "openai", "vit_tiny", "images.npy").F32
+	rows := fixtures.LoadNpy(t, "openai", "vit_tiny", "tokens.npy").I64
+	tokens := make([]int32, len(rows))
+	for i, id := range rows {
+		tokens[i] = int32(id)
+	}
+	outside := slices.Clone(tokens)
+	outside[80] = int32(b.Config.VocabSize)
+	for _, c := range []struct {
+		name string
+		req  Request
+		want string // a golden file, or "" for a bad request
+	}{
+		{"pixels", Request{Op: OpEmbedImage, Pixels: pixels}, "image_features.npy"},
+		{"tokens", Request{Op: OpEmbedText, Tokens: tokens}, "text_features.npy"},
+		{"a partial image", Request{Op: OpEmbedImage, Pixels: pixels[:len(pixels)-1]}, ""},
+		{"pixels and images", Request{Op: OpEmbedImage, Pixels: pixels, Images: []Image{rgbaPixels(t, "tiny_17x29.png")}}, ""},
+		{"a partial row", Request{Op: OpEmbedText, Tokens: tokens[:b.Config.ContextLength+1]}, ""},
+		{"an id outside the vocabulary", Request{Op: OpEmbedText, Tokens: outside}, ""},
+		{"tokens and texts", Request{Op: OpEmbedText, Tokens: tokens, Texts: []string{"a cat"}}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := s.run(context.Background(), c.req)
+			if c.want == "" {
+				if AsError(err).Code != CodeBadRequest {
+					t.Fatalf("got %v, want a bad-request error", err)
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fixtures.LoadNpy(t, "openai", "vit_tiny", c.want)
+			fixtures.AssertClose(t, c.want, res.(*Embeddings).Data, want.F32, 1e-4)
+		})
 	}
 }
