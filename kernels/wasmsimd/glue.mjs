@@ -29,7 +29,7 @@ export const HAVE_RELAXED = 2;
 
 // The exports of each kernel module (see simd128.wat and relaxed.wat).
 const SIMD128_KERNELS = [
-  "f32_gemm", "f32_gemm_nn", "quant_i8", "quant_u7", "q4_to_i8", "i8_rowsums",
+  "f32_gemm", "f32_gemm_nn", "quant_i8", "quant_u7", "q4_to_i8", "i8_dequant", "i8_rowsums",
   "i8_gemm", "layernorm", "softmax_rows", "gelu", "quickgelu", "relu", "add",
 ];
 const RELAXED_KERNELS = ["f32_gemm_relaxed", "i8_gemm_relaxed"];
@@ -71,6 +71,7 @@ export function kernelImports(getKernels) {
       quant_i8: (dst, ldd, sx, x, ldx, m, kk) => K().quant_i8(dst, ldd, sx, x, ldx, m, kk),
       quant_u7: (dst, ldd, sx, zx, x, ldx, m, kk) => K().quant_u7(dst, ldd, sx, zx, x, ldx, m, kk),
       q4_to_i8: (dst, rs, q4, scales, rows, cols) => K().q4_to_i8(dst, rs, q4, scales, rows, cols),
+      i8_dequant: (dst, w, scales, rows, cols) => K().i8_dequant(dst, w, scales, rows, cols),
       i8_rowsums: (dst, w, ldw, n, kk) => K().i8_rowsums(dst, w, ldw, n, kk),
       i8_gemm: (dst, ldd, x, ldx, sx, w, ldw, sw, bias, m, n, kk) => K().i8_gemm(dst, ldd, x, ldx, sx, w, ldw, sw, bias, m, n, kk),
       i8_gemm_relaxed: (dst, ldd, x, ldx, sx, zx, w, ldw, sw, wsum, bias, m, n, kk) =>

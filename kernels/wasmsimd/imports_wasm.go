@@ -41,6 +41,10 @@ func quantU7(dst *uint8, ldd int32, sx *float32, zx *int32, x *float32, ldx int3
 //go:noescape
 func q4ToI8(dst *int8, rowScale *float32, q4 *byte, scales *float32, rows, cols int32)
 
+//go:wasmimport clipkernels i8_dequant
+//go:noescape
+func i8Dequant(dst *float32, w *int8, scales *float32, rows, cols int32)
+
 //go:wasmimport clipkernels i8_rowsums
 //go:noescape
 func i8RowSums(dst *int32, w *int8, ldw, n, k int32)
@@ -177,6 +181,17 @@ func q4Rows(dst []int8, rowScale []float32, q4 []byte, scales []float32, rows, c
 		return
 	}
 	q4ToI8(ptr(dst), ptr(rowScale), ptr(q4), ptr(scales), int32(rows), int32(cols))
+}
+
+// dequantRows writes the int8 weights w [rows, cols] times their row
+// scales to dst [rows, cols] as float32, both dense; see i8_dequant in
+// simd128.wat.
+func dequantRows(dst []float32, w []int8, scales []float32, rows, cols int) {
+	check(dims(rows, cols, rows*cols) && len(dst) >= rows*cols && len(w) >= rows*cols && len(scales) >= rows, "i8_dequant")
+	if rows == 0 || cols == 0 {
+		return
+	}
+	i8Dequant(ptr(dst), ptr(w), ptr(scales), int32(rows), int32(cols))
 }
 
 // rowSums writes Σ_p w[j·ldw+p] for p < k to dst[j], j < n.

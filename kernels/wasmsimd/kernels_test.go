@@ -170,6 +170,16 @@ func TestQ4ToInt8(t *testing.T) {
 	}
 }
 
+func TestDequant(t *testing.T) {
+	simd128(t)
+	rng := rand.New(rand.NewPCG(1, 9))
+	for _, s := range [][2]int{{1, 1}, {1, 7}, {3, 8}, {2, 15}, {5, 17}, {64, 3072}} {
+		if err := checkDequant(rng, s[0], s[1]); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func TestRowSums(t *testing.T) {
 	simd128(t)
 	rng := rand.New(rand.NewPCG(1, 7))
@@ -266,8 +276,10 @@ func TestWrapperChecks(t *testing.T) {
 		"u7 wsum": func() {
 			gemmU7(make([]float32, 6), 3, make([]uint8, 6), 3, make([]float32, 2), make([]int32, 2), make([]int8, 9), 3, make([]float32, 3), make([]int32, 2), nil, 2, 3, 3)
 		},
-		"quant sx": func() { quantRowsI8(make([]int8, 6), 3, make([]float32, 1), make([]float32, 6), 3, 2, 3) },
-		"q4 cols":  func() { q4Rows(make([]int8, 48), make([]float32, 1), make([]byte, 24), make([]float32, 2), 1, 48) },
+		"dequant scales": func() { dequantRows(make([]float32, 6), make([]int8, 6), make([]float32, 1), 2, 3) },
+		"dequant dst":    func() { dequantRows(make([]float32, 5), make([]int8, 6), make([]float32, 2), 2, 3) },
+		"quant sx":       func() { quantRowsI8(make([]int8, 6), 3, make([]float32, 1), make([]float32, 6), 3, 2, 3) },
+		"q4 cols":        func() { q4Rows(make([]int8, 48), make([]float32, 1), make([]byte, 24), make([]float32, 2), 1, 48) },
 		"layernorm": func() {
 			layerNorm(make([]float32, 6), make([]float32, 6), 2, 3, make([]float32, 2), make([]float32, 3), 1e-5)
 		},

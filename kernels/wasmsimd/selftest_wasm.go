@@ -7,6 +7,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+
+	"github.com/clipwasm/clipwasm/kernels"
 )
 
 // floatTol is the accepted error of the float kernels relative to the
@@ -96,6 +98,7 @@ func testSet(set string) error {
 			func() error { return checkQuantU7(rng, 3, 37) },
 			func() error { return checkQ4(rng, 3, 64) },
 			func() error { return checkRowSums(rng, 3, 37) },
+			func() error { return checkDequant(rng, 3, 37) },
 			func() error { return checkLayerNorm(rng, 3, 23) },
 			func() error { return checkSoftmax(rng, 5, 7, false) },
 			func() error { return checkSoftmax(rng, 5, 6, true) },
@@ -313,6 +316,24 @@ func checkRowSums(rng *rand.Rand, n, k int) error {
 	got := make([]int32, n)
 	rowSums(got, w, k+3, n, k)
 	return exact(fmt.Sprintf("i8_rowsums n=%d k=%d", n, k), got, 1, n, 1, refRowSums(w, k+3, n, k))
+}
+
+// checkDequant checks i8_dequant exactly against Matrix.Row, the portable
+// path.
+func checkDequant(rng *rand.Rand, rows, cols int) error {
+	w := &kernels.Matrix{Rows: rows, Cols: cols, Scheme: kernels.SchemeInt8,
+		Q8: randInt8s(rng, rows*cols), Scales: randFloats(rng, rows)}
+	got := filled(rows*cols + 2)
+	dequantRows(got, w.Q8, w.Scales, rows, cols)
+	want := make([]float32, rows*cols)
+	for r := range rows {
+		w.Row(r, want[r*cols:(r+1)*cols])
+	}
+	name := fmt.Sprintf("i8_dequant rows=%d cols=%d", rows, cols)
+	if err := exact(name, got, cols, rows, cols, want); err != nil {
+		return err
+	}
+	return checkPadding(name, got, rows*cols+2, 1, rows*cols)
 }
 
 // checkGEMMI8 checks i8_gemm exactly, with x and w row strides of k+1 and

@@ -575,6 +575,41 @@
         (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $hi))) (local.get $f))))
         (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $hi))) (local.get $f)))))))
 
+  ;; i8_dequant: dst[r·cols + c] = scales[r]·f32(w[r·cols + c]) for
+  ;; r < rows, c < cols, both dense: int8 weights widened to float32, one f32
+  ;; multiply each (the value Go's Matrix.Row computes, bit for bit), for
+  ;; the GEMMs that keep float32 activations (quantized convolutions widen
+  ;; a block of output channels at a time). 8 weights per step, then the
+  ;; last 0..7 one by one.
+  (func $i8_dequant (export "i8_dequant")
+    (param $dst i32) (param $w i32) (param $scales i32) (param $rows i32) (param $cols i32)
+    (local $r i32) (local $c i32) (local $c8 i32) (local $s v128) (local $q v128) (local $d i32)
+    (local.set $c8 (i32.and (local.get $cols) (i32.const -8)))
+    (block $end (loop $rowloop
+      (br_if $end (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $s (v128.load32_splat (i32.add (local.get $scales) (i32.shl (local.get $r) (i32.const 2)))))
+      (local.set $c (i32.const 0))
+      (block $d1 (loop $l1
+        (br_if $d1 (i32.ge_u (local.get $c) (local.get $c8)))
+        (local.set $q (v128.load8x8_s align=1 (i32.add (local.get $w) (local.get $c))))
+        (local.set $d (i32.add (local.get $dst) (i32.shl (local.get $c) (i32.const 2))))
+        (v128.store align=4 (local.get $d)
+          (f32x4.mul (local.get $s) (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $q)))))
+        (v128.store offset=16 align=4 (local.get $d)
+          (f32x4.mul (local.get $s) (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $q)))))
+        (local.set $c (i32.add (local.get $c) (i32.const 8)))
+        (br $l1)))
+      (block $d2 (loop $l2
+        (br_if $d2 (i32.ge_u (local.get $c) (local.get $cols)))
+        (f32.store (i32.add (local.get $dst) (i32.shl (local.get $c) (i32.const 2)))
+          (f32.mul (f32x4.extract_lane 0 (local.get $s)) (f32.convert_i32_s (i32.load8_s (i32.add (local.get $w) (local.get $c))))))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br $l2)))
+      (local.set $w (i32.add (local.get $w) (local.get $cols)))
+      (local.set $dst (i32.add (local.get $dst) (i32.shl (local.get $cols) (i32.const 2))))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rowloop))))
+
   ;; i8_rowsums: dst[j] = Σ_p w[j·ldw + p] for j < n, p < k (i32). The
   ;; relaxed GEMM subtracts z·rowsum to undo its activations' zero point.
   (func $i8_rowsums (export "i8_rowsums")

@@ -1,0 +1,234 @@
+// profile.mjs — where the browser engine's time goes: runs the peers kit's
+// ViT-B/32 tasks (image b1, image b8, 80 prompts) on a bundle in headless
+// Chromium, with V8's sampling CPU profiler attached to the engine's Web
+// Worker, and prints each task's self time by function (Go functions,
+// the kernels of simd128.wasm / relaxed.wasm, JS glue, GC).
+//
+// Usage (from the repository root):
+//
+//	node e2e/profile.mjs --bundle DIR [--wasm clipwasm.wasm] [--kernels DIR]
+//	    [--runs 3] [--top 25] [--json out.json]
+//
+// --wasm serves another engine binary than web/clipwasm.wasm: build one
+// with function names for a readable profile (make wasm strips them):
+//
+//	GOOS=js GOARCH=wasm go build -trimpath -o /tmp/named.wasm ./wasm
+//
+// --kernels serves simd128.wasm and relaxed.wasm from DIR instead of
+// web/kernels, e.g. assembled with wat2wasm --debug-names. Everything else
+// is web/ as built by make wasm. CHROMIUM names the browser (default
+// /usr/bin/chromium); playwright-core only drives it.
+import http from 'node:http';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const { values: opt } = parseArgs({
+  options: {
+    bundle: { type: 'string' },
+    wasm: { type: 'string' },
+    kernels: { type: 'string' },
+    runs: { type: 'string', default: '3' },
+    top: { type: 'string', default: '25' },
+    json: { type: 'string' },
+    tasks: { type: 'string', default: 'image_b1,image_b8,text_80' },
+  },
+});
+if (!opt.bundle) {
+  console.error('usage: node e2e/profile.mjs --bundle DIR [--wasm FILE] [--kernels DIR] [--runs N] [--top N] [--json FILE]');
+  process.exit(2);
+}
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const web = path.join(root, 'web');
+const peers = process.env.CLIPWASM_FIXTURES
+  ? path.join(process.env.CLIPWASM_FIXTURES, '..', 'peers', 'inputs')
+  : path.join(root, '..', 'shared', 'peers', 'inputs');
+
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+const page = '<!doctype html><meta charset="utf-8"><title>clipwasm profile</title>';
+
+// resolve maps a request path to a file; null for anything outside the
+// served folders.
+function resolve(p) {
+  const inside = (dir, rel) => {
+    const f = path.resolve(dir, '.' + path.posix.normalize('/' + rel));
+    return f.startsWith(path.resolve(dir) + path.sep) ? f : null;
+  };
+  if (p === '/clipwasm.wasm' && opt.wasm) return path.resolve(opt.wasm);
+  if (opt.kernels && /^\/kernels\/(simd128|relaxed)\.wasm$/.test(p)) return inside(opt.kernels, p.slice('/kernels/'.length));
+  if (p.startsWith('/models/bundle/')) return inside(opt.bundle, p.slice('/models/bundle/'.length));
+  if (p.startsWith('/peers/')) return inside(peers, p.slice('/peers/'.length));
+  return inside(web, p.slice(1));
+}
+
+const server = http.createServer(async (req, res) => {
+  const p = new URL(req.url, 'http://x').pathname;
+  const headers = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', 'Cache-Control': 'no-store' };
+  if (p === '/profile.html') {
+    res.writeHead(200, { ...headers, 'Content-Type': 'text/html' }).end(page);
+    return;
+  }
+  const file = resolve(p);
+  try {
+    if (!file) throw new Error('outside');
+    const body = await fs.readFile(file);
+    res.writeHead(200, { ...headers, 'Content-Type': types[path.extname(file)] ?? 'application/octet-stream' }).end(body);
+  } catch {
+    res.writeHead(404, headers).end();
+  }
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+// launch (not a persistent context) starts Chromium on a fresh temporary
+// profile and gives the Browser object that browser-level CDP needs.
+const browserApp = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const browser = await browserApp.newContext();
+
+// The worker's CDP session: Playwright opens sessions on pages only, so
+// attach through a browser-level session (non-flattened, so messages to
+// the worker travel inside Target.sendMessageToTarget).
+const cdp = await browserApp.newBrowserCDPSession();
+let workerSession = null;
+let nextId = 1;
+const pending = new Map();
+async function attachWorker() {
+  const { targetInfos } = await cdp.send('Target.getTargets');
+  const w = targetInfos.find((t) => t.type === 'worker' && t.url.endsWith('/worker.js'));
+  if (!w) throw new Error('no engine worker among the targets: ' + targetInfos.map((t) => `${t.type} ${t.url}`).join(', '));
+  const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: w.targetId, flatten: false });
+  workerSession = sessionId;
+}
+{
+  cdp.on('Target.receivedMessageFromTarget', ({ sessionId, message }) => {
+    if (sessionId !== workerSession) return;
+    const m = JSON.parse(message);
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.error) p.reject(new Error(m.error.message));
+    else p.resolve(m.result);
+  });
+}
+function workerSend(method, params = {}) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    cdp.send('Target.sendMessageToTarget', { sessionId: workerSession, message: JSON.stringify({ id, method, params }) }).catch(reject);
+  });
+}
+
+const tab = await browser.newPage();
+tab.on('console', (m) => console.error(`page ${m.type()}: ${m.text()}`));
+tab.on('worker', (w) => w.on('console', (m) => console.error(`worker ${m.type()}: ${m.text()}`)));
+await tab.goto(base + '/profile.html');
+
+// Loads the bundle and the kit's inputs into window.prof; the tasks are
+// then run by name, one call per evaluate so the profiler brackets them.
+await tab.evaluate(async () => {
+  const { ClipWasm } = await import('/clipwasm.js');
+  const npy = async (url) => {
+    const buf = await (await fetch(url)).arrayBuffer();
+    const headerLen = new DataView(buf).getUint16(8, true);
+    return new Uint8Array(buf, 10 + headerLen);
+  };
+  const u8 = await npy('/peers/images_u8.npy'); // [8,224,224,3]
+  const images = [];
+  for (let i = 0; i < 8; i++) {
+    const rgba = new Uint8ClampedArray(224 * 224 * 4);
+    for (let p = 0; p < 224 * 224; p++) {
+      rgba.set(u8.subarray((i * 224 * 224 + p) * 3, (i * 224 * 224 + p + 1) * 3), 4 * p);
+      rgba[4 * p + 3] = 255;
+    }
+    images.push(new ImageData(rgba, 224, 224));
+  }
+  const prompts = (await (await fetch('/peers/prompts.txt')).text()).split('\n').filter(Boolean);
+  const clip = await ClipWasm.load('/models/bundle/manifest.json');
+  window.prof = {
+    clip,
+    tasks: {
+      image_b1: () => clip.embedImage(images[0]),
+      image_b8: () => clip.embedImages(images),
+      text_80: () => clip.embedText(prompts),
+    },
+  };
+  return clip.backend;
+}).then((b) => console.log(`backend: ${b}`));
+
+const runTask = (name) => tab.evaluate(async (name) => {
+  const t0 = performance.now();
+  await window.prof.tasks[name]();
+  return performance.now() - t0;
+}, name);
+
+{
+  await attachWorker();
+  await workerSend('Profiler.enable');
+  await workerSend('Profiler.setSamplingInterval', { interval: 200 });
+}
+
+const report = {};
+const runs = Number(opt.runs);
+for (const task of opt.tasks.split(',')) {
+  await runTask(task); // warm-up
+  const times = [];
+  await workerSend('Profiler.start');
+  for (let i = 0; i < runs; i++) times.push(await runTask(task));
+  const { profile } = await workerSend('Profiler.stop');
+  times.sort((a, b) => a - b);
+  const median = times[times.length >> 1];
+  report[task] = { median_ms: median, times_ms: times, ...summarize(profile, runs) };
+  print(task, report[task]);
+}
+if (opt.json) writeFileSync(opt.json, JSON.stringify(report, null, 1));
+await browserApp.close();
+server.close();
+
+// summarize turns a CPU profile into per-run milliseconds: self time by
+// function, and total (inclusive) time of each function on the stack.
+function summarize(profile, runs) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const name = (n) => {
+    const f = n.callFrame;
+    const file = f.url ? f.url.slice(f.url.lastIndexOf('/') + 1) : '';
+    return (f.functionName || '(anonymous)') + (file && !file.endsWith('.wasm') && !f.functionName.startsWith('$') ? ` [${file}]` : '');
+  };
+  const self = new Map();
+  const total = new Map();
+  let sum = 0;
+  profile.samples.forEach((id, i) => {
+    const dt = (profile.timeDeltas[i + 1] ?? 0) / 1000 / runs;
+    sum += dt;
+    const n = byId.get(id);
+    const s = name(n);
+    self.set(s, (self.get(s) ?? 0) + dt);
+    const seen = new Set();
+    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+      const nm = name(byId.get(cur));
+      if (seen.has(nm)) continue;
+      seen.add(nm);
+      total.set(nm, (total.get(nm) ?? 0) + dt);
+    }
+  });
+  const sorted = (m) => [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Math.round(v * 100) / 100]);
+  return { sampled_ms: sum, self: sorted(self), total: sorted(total) };
+}
+
+function print(task, r) {
+  console.log(`\n== ${task}: median ${r.median_ms.toFixed(1)} ms (${r.times_ms.map((t) => t.toFixed(0)).join(', ')})`);
+  const top = Number(opt.top);
+  console.log(`   sampled ${r.sampled_ms.toFixed(1)} ms per run; self time per run:`);
+  for (const [k, v] of r.self.slice(0, top)) console.log(`   ${v.toFixed(2).padStart(9)}  ${k}`);
+  console.log('   total (inclusive) per run:');
+  for (const [k, v] of r.total.slice(0, top)) console.log(`   ${v.toFixed(2).padStart(9)}  ${k}`);
+}
