@@ -21,6 +21,21 @@ func sgemm(rows, kc int, a *float32, lda int, b *float32, c *float32, ldc int)
 //go:noescape
 func qgemm(rows, groups, gkp int, a *int16, lda int, b *int8, c *float32, ldc int, sa, sw *float32, swStride int)
 
+// sgemm512 is sgemm over a rows×32 tile on AVX-512F: two adjacent packed
+// panels, the second bStride floats after the first at b. Each output sees
+// the same operations in the same order as under sgemm.
+//
+//go:noescape
+func sgemm512(rows, kc int, a *float32, lda int, b *float32, bStride int, c *float32, ldc int)
+
+// qgemm512 is qgemm over a rows×32 tile on AVX512_VNNI: two adjacent packed
+// panels, the second bStride bytes after the first at b, whose column
+// scales are swPanelStride floats after the first's. Its results equal
+// qgemm's bit for bit.
+//
+//go:noescape
+func qgemm512(rows, groups, gkp int, a *int16, lda int, b *int8, bStride int, c *float32, ldc int, sa, sw *float32, swStride, swPanelStride int)
+
 // maxMasked returns the largest of init and x[i]&mask (as bits) over n
 // floats, n a multiple of 8.
 //

@@ -96,7 +96,7 @@ func attendHead(dst, q, k, v []float32, s kernels.AttentionShape, bi, h int, buf
 	sc := zeroed(buf.s, mq*skp)
 	buf.q, buf.k, buf.v, buf.s = qs, kp, vp, sc
 
-	gemmBlock(sc, skp, skp, d, d, 0, sq, 0, skp/nr, func(c *float32, ldc, i, rows, p, k0, k1 int) {
+	gemmBlock(sc, skp, skp, d, d, 0, sq, 0, skp/nr, 1, func(c *float32, ldc, i, rows, p, _, k0, k1 int) {
 		sgemm(rows, k1-k0, &qs[i*d+k0], d, &kp[(p*d+k0)*nr], c, ldc)
 	})
 	negInf := float32(math.Inf(-1))
@@ -124,7 +124,7 @@ func attendHead(dst, q, k, v []float32, s kernels.AttentionShape, bi, h int, buf
 	for i := range sq {
 		clear(out[i*width : i*width+d])
 	}
-	gemmBlock(out, width, d, skp, skp, 0, sq, 0, dp/nr, func(c *float32, ldc, i, rows, p, k0, k1 int) {
+	gemmBlock(out, width, d, skp, skp, 0, sq, 0, dp/nr, 1, func(c *float32, ldc, i, rows, p, _, k0, k1 int) {
 		sgemm(rows, k1-k0, &sc[i*skp+k0], skp, &vp[(p*skp+k0)*nr], c, ldc)
 	})
 }

@@ -12,27 +12,71 @@ import (
 type backend struct {
 	kernels.Backend // purego: Add, AvgPool2D, ReLU
 	pool            *pool
+	// f32Wide and intWide select the AVX-512 GEMM kernels (6×32 tiles)
+	// for float32 and for int8/q4 weights; otherwise the AVX2 ones run.
+	f32Wide, intWide bool
 }
 
-// New returns the AVX2 backend using threads goroutines per op;
-// threads <= 0 means runtime.GOMAXPROCS(0). It fails if the CPU or OS does
-// not support AVX2 and FMA3. Its workers exit once the backend is garbage
-// collected.
+// New returns the fastest form of this backend the CPU runs: the AVX-512
+// GEMM kernels where the CPU and OS support AVX-512 F/BW/VL/DQ (and, for
+// int8 and q4 weights, AVX512_VNNI), the AVX2 ones otherwise. See NewAVX2
+// for threads and errors.
 func New(threads int) (kernels.Backend, error) {
-	if !hasAVX2FMA() {
+	return newBackend(threads, cpu.avx512)
+}
+
+// NewAVX2 returns the backend on its AVX2 kernels only, whatever the CPU
+// also has, using threads goroutines per op; threads <= 0 means
+// runtime.GOMAXPROCS(0). It fails if the CPU or OS does not support AVX2
+// and FMA3. Its workers exit once the backend is garbage collected.
+func NewAVX2(threads int) (kernels.Backend, error) {
+	return newBackend(threads, false)
+}
+
+// NewAVX512 returns the backend on its AVX-512 GEMM kernels (see New), or
+// an error naming what the CPU lacks.
+func NewAVX512(threads int) (kernels.Backend, error) {
+	if !cpu.avx512 {
+		return nil, errors.New("avx2: CPU lacks AVX-512 F/BW/VL/DQ (or the OS does not save ZMM and opmask registers)")
+	}
+	return newBackend(threads, true)
+}
+
+func newBackend(threads int, avx512 bool) (kernels.Backend, error) {
+	if !cpu.avx2FMA {
 		return nil, errors.New("avx2: CPU lacks AVX2/FMA (or the OS does not save YMM registers)")
 	}
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	p := newPool(threads)
-	b := &backend{Backend: purego.New(threads), pool: p}
+	b := &backend{
+		Backend: purego.New(threads),
+		pool:    p,
+		f32Wide: avx512,
+		intWide: avx512 && cpu.avx512VNNI,
+	}
 	runtime.AddCleanup(b, func(work chan *job) { close(work) }, p.work)
 	return b, nil
 }
 
-// Name identifies the backend.
-func (b *backend) Name() string { return "avx2" }
+// Name identifies the backend: "avx512" on the AVX-512 kernels, "avx2" on
+// the AVX2 ones.
+func (b *backend) Name() string {
+	if b.f32Wide {
+		return "avx512"
+	}
+	return "avx2"
+}
+
+// tilePanels returns the GEMM tile width in panels for float32 (wide =
+// f32Wide) or integer (wide = intWide) weights.
+func tilePanels(wide bool) int {
+	if wide {
+		return maxTilePanels
+	}
+	return 1
+}
 
 // Linear computes dst[m, w.Rows] = x[m, w.Cols]·wᵀ + bias.
 func (b *backend) Linear(dst, x []float32, m int, w *kernels.Matrix, bias []float32) {

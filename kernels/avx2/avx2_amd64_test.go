@@ -150,3 +150,38 @@ func TestLinearForeignPrepared(t *testing.T) {
 		t.Fatalf("Prepared overwritten with %T", w.Prepared)
 	}
 }
+
+// TestLinearEdgeTilesExact checks that an output's value does not depend on
+// whether it falls in a full tile or in a partial one at the edge of the
+// matrix: the top-left [m, n] block of a product with extra rows and
+// columns must equal the [m, n] product bit for bit. (It is what makes the
+// 6×32 AVX-512 tiles agree exactly with the 6×16 AVX2 ones, whose edges
+// fall elsewhere.)
+func TestLinearEdgeTilesExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, scheme := range []kernels.Scheme{kernels.SchemeF32, kernels.SchemeInt8, kernels.SchemeQ4} {
+		for _, c := range []struct{ m, n, k int }{{1, 1, 32}, {7, 17, 5}, {5, 15, 64}, {13, 33, 96}, {mcRows + 1, ncPanels*nr + 3, 40}} {
+			k := c.k
+			if scheme == kernels.SchemeQ4 {
+				k = (k + 31) &^ 31
+			}
+			bigM, bigN := c.m+mr, (c.n+2*nr)&^(2*nr-1)+2*nr
+			x := randSlice(rng, bigM*k)
+			wd := randSlice(rng, bigN*k)
+			bias := randSlice(rng, bigN)
+			small := quantizedMatrix(t, scheme, c.n, k, wd[:c.n*k])
+			big := quantizedMatrix(t, scheme, bigN, k, wd)
+			for _, th := range []int{1, 2} {
+				be := newTest(t, th)
+				got, full := make([]float32, c.m*c.n), make([]float32, bigM*bigN)
+				be.Linear(got, x, c.m, small, bias[:c.n])
+				be.Linear(full, x, bigM, big, bias)
+				want := make([]float32, 0, c.m*c.n)
+				for i := range c.m {
+					want = append(want, full[i*bigN:i*bigN+c.n]...)
+				}
+				checkClose(t, fmt.Sprintf("%s m%d n%d k%d t%d", scheme, c.m, c.n, k, th), got, want, 0)
+			}
+		}
+	}
+}

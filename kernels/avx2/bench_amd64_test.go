@@ -28,6 +28,18 @@ var benchShapes = []struct {
 	{"text80_fc2", 80 * 77, 512, 2048},
 }
 
+// linearBackends are the backends BenchmarkLinear compares: this one on
+// its AVX-512 kernels (skipped on CPUs without), on its AVX2 kernels, and
+// the portable one.
+var linearBackends = []struct {
+	name string
+	make func(threads int) (kernels.Backend, error)
+}{
+	{"avx512", NewAVX512},
+	{"avx2", NewAVX2},
+	{"purego", func(threads int) (kernels.Backend, error) { return purego.New(threads), nil }},
+}
+
 // BenchmarkLinear times Linear per shape, weight scheme and backend; run it
 // with -cpu 1,2 to get one and two threads. It reports GFLOP/s counting
 // 2·m·n·k per call, whatever the arithmetic, over wall time and, as
@@ -46,13 +58,11 @@ func BenchmarkLinear(b *testing.B) {
 		}
 		weights := []*kernels.Matrix{kernels.NewMatrix(s.n, s.k, wd), kernels.QuantizeInt8(s.n, s.k, wd), q4}
 		for _, w := range weights {
-			for _, backend := range []string{"avx2", "purego"} {
-				b.Run(fmt.Sprintf("%s/%s/%s", s.name, w.Scheme, backend), func(b *testing.B) {
-					var be kernels.Backend
-					if backend == "purego" {
-						be = purego.New(0)
-					} else {
-						be = newTest(b, 0)
+			for _, backend := range linearBackends {
+				b.Run(fmt.Sprintf("%s/%s/%s", s.name, w.Scheme, backend.name), func(b *testing.B) {
+					be, err := backend.make(0)
+					if err != nil {
+						b.Skipf("skipping: %v", err)
 					}
 					w := *w // each backend its own Prepared
 					w.Prepared = nil

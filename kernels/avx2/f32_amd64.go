@@ -40,7 +40,7 @@ func (b *backend) linearF32(dst, x []float32, m int, w *kernels.Matrix, bias []f
 	// Only one sliver, the last, can hang over m, so one buffer serves.
 	var tailOnce sync.Once
 	var tail []float32
-	b.gemm(dst, m, n, k, kcF32, bias, func(c *float32, ldc, i, rows, p, k0, k1 int) {
+	b.gemm(dst, m, n, k, kcF32, tilePanels(b.f32Wide), bias, func(c *float32, ldc, i, rows, p, panels, k0, k1 int) {
 		a := x[i*k:]
 		if i+rows > m {
 			tailOnce.Do(func() {
@@ -49,6 +49,11 @@ func (b *backend) linearF32(dst, x []float32, m int, w *kernels.Matrix, bias []f
 			})
 			a = tail
 		}
-		sgemm(rows, k1-k0, &a[k0], k, &pw.data[(p*k+k0)*nr], c, ldc)
+		bp := &pw.data[(p*k+k0)*nr]
+		if panels == 2 {
+			sgemm512(rows, k1-k0, &a[k0], k, bp, k*nr, c, ldc)
+			return
+		}
+		sgemm(rows, k1-k0, &a[k0], k, bp, c, ldc)
 	})
 }

@@ -31,11 +31,15 @@ const (
 	ncPanels = 8
 )
 
-// tileFunc accumulates into the rows×nr block of C at c (row stride ldc)
-// the product of rows [i, i+rows) of A and panel p of B over k in
-// [k0, k1), rows being 4, 5 or 6. Rows at or past m must read as zeros or
-// be discarded; only the last sliver of A has any.
-type tileFunc func(c *float32, ldc, i, rows, p, k0, k1 int)
+// tileFunc accumulates into the rows×(panels·nr) block of C at c (row
+// stride ldc) the product of rows [i, i+rows) of A and panels [p,
+// p+panels) of B over k in [k0, k1), rows being 4, 5 or 6 and panels 1 or
+// the kernel set's tilePanels. Rows at or past m must read as zeros or be
+// discarded; only the last sliver of A has any.
+type tileFunc func(c *float32, ldc, i, rows, p, panels, k0, k1 int)
+
+// maxTilePanels is the widest tile in panels: the AVX-512 kernels' 6×32.
+const maxTilePanels = 2
 
 // sliverRows returns the kernel rows for the next sliver when rem rows of a
 // row block are left. Six, except near the end: the last 7–11 rows go as
@@ -53,8 +57,9 @@ func sliverRows(rem int) int {
 }
 
 // gemm computes dst[m, n] = bias + A·Bᵀ, with A and B known only to tile,
-// in tasks of mcRows × ncPanels·nr spread over the pool.
-func (b *backend) gemm(dst []float32, m, n, k, kcb int, bias []float32, tile tileFunc) {
+// in tasks of mcRows × ncPanels·nr spread over the pool, in tiles of up to
+// tilePanels panels.
+func (b *backend) gemm(dst []float32, m, n, k, kcb, tilePanels int, bias []float32, tile tileFunc) {
 	np := (n + nr - 1) / nr
 	mt := (m + mcRows - 1) / mcRows
 	nt := (np + ncPanels - 1) / ncPanels
@@ -73,34 +78,44 @@ func (b *backend) gemm(dst []float32, m, n, k, kcb int, bias []float32, tile til
 				clear(row)
 			}
 		}
-		gemmBlock(dst, n, n, k, kcb, i0, i1, p0, p1, tile)
+		gemmBlock(dst, n, n, k, kcb, i0, i1, p0, p1, tilePanels, tile)
 	})
 }
 
 // gemmBlock adds A·Bᵀ to rows [i0, i1) and panels [p0, p1) of C (row
-// stride ldc, n columns) on the calling goroutine. The k loop is outermost
-// so that each B sliver, once loaded into L1, meets all the row slivers.
-func gemmBlock(c []float32, ldc, n, k, kcb, i0, i1, p0, p1 int, tile tileFunc) {
-	var edge [mr * nr]float32
+// stride ldc, n columns) on the calling goroutine, in tiles of tilePanels
+// panels (one for the last if fewer are left). The k loop is outermost so
+// that each B sliver, once loaded into L1, meets all the row slivers.
+func gemmBlock(c []float32, ldc, n, k, kcb, i0, i1, p0, p1, tilePanels int, tile tileFunc) {
+	var edge [mr * maxTilePanels * nr]float32
 	for k0 := 0; k0 < k; k0 += kcb {
 		k1 := min(k, k0+kcb)
-		for p := p0; p < p1; p++ {
-			cols := min(nr, n-p*nr)
+		for p, panels := p0, 0; p < p1; p += panels {
+			panels = tilePanels
+			if p+panels > p1 {
+				panels = 1
+			}
+			width := panels * nr
+			cols := min(width, n-p*nr)
 			for i, rows := i0, 0; i < i1; i += rows {
 				rows = sliverRows(i1 - i)
-				if i+rows <= i1 && cols == nr {
-					tile(&c[i*ldc+p*nr], ldc, i, rows, p, k0, k1)
+				if i+rows <= i1 && cols == width {
+					tile(&c[i*ldc+p*nr], ldc, i, rows, p, panels, k0, k1)
 					continue
 				}
 				// A partial tile goes through a scratch tile, since the
-				// kernel writes all of its rows×16 outputs.
+				// kernel writes all of its rows×width outputs. Its outputs
+				// are copied in and back rather than added, so that each
+				// sees the kernel's arithmetic exactly as in a full tile
+				// (the integer kernel's scaling FMA rounds once with C).
 				clear(edge[:])
-				tile(&edge[0], nr, i, rows, p, k0, k1)
-				for r := range min(rows, i1-i) {
-					out := c[(i+r)*ldc+p*nr:][:cols]
-					for j := range out {
-						out[j] += edge[r*nr+j]
-					}
+				valid := min(rows, i1-i)
+				for r := range valid {
+					copy(edge[r*width:][:cols], c[(i+r)*ldc+p*nr:])
+				}
+				tile(&edge[0], width, i, rows, p, panels, k0, k1)
+				for r := range valid {
+					copy(c[(i+r)*ldc+p*nr:][:cols], edge[r*width:])
 				}
 			}
 		}

@@ -15,7 +15,7 @@ import (
 // sums come closest to overflowing. Unit scales make the result
 // float32(sum), which the reference computes the same way.
 func TestQGemmExact(t *testing.T) {
-	if !hasAVX2FMA() {
+	if !cpu.avx2FMA {
 		t.Skip("skipping: CPU lacks AVX2/FMA")
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -72,7 +72,7 @@ func TestQGemmExact(t *testing.T) {
 // TestQuantizeRow checks the assembly quantizer and its Go tail against
 // float32 multiply and round-half-to-even, including exact ties.
 func TestQuantizeRow(t *testing.T) {
-	if !hasAVX2FMA() {
+	if !cpu.avx2FMA {
 		t.Skip("skipping: CPU lacks AVX2/FMA")
 	}
 	rng := rand.New(rand.NewPCG(5, 6))

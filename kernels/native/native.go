@@ -1,7 +1,9 @@
 // Package native picks the fastest compute backend this machine runs
-// correctly: the AVX2/FMA assembly kernels where the CPU has them, the
-// portable Go kernels otherwise. CLIPWASM_BACKEND=purego|avx2 overrides the
-// choice (for benchmarks and for bisecting a numerical difference).
+// correctly: the amd64 assembly kernels where the CPU has AVX2/FMA (on
+// their AVX-512 and VNNI forms where it has those too), the portable Go
+// kernels otherwise. CLIPWASM_BACKEND=purego|avx2|avx512 overrides the
+// choice (for benchmarks and for bisecting a numerical difference): avx2
+// forces the AVX2 kernels on an AVX-512 CPU, avx512 fails without one.
 package native
 
 import (
@@ -19,13 +21,15 @@ func New(threads int) (kernels.Backend, error) {
 	case "purego":
 		return purego.New(threads), nil
 	case "avx2":
-		return avx2.New(threads)
+		return avx2.NewAVX2(threads)
+	case "avx512":
+		return avx2.NewAVX512(threads)
 	case "":
 		if b, err := avx2.New(threads); err == nil {
 			return b, nil
 		}
 		return purego.New(threads), nil
 	default:
-		return nil, fmt.Errorf("CLIPWASM_BACKEND=%q: want purego or avx2", name)
+		return nil, fmt.Errorf("CLIPWASM_BACKEND=%q: want purego, avx2 or avx512", name)
 	}
 }
