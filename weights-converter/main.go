@@ -218,7 +218,11 @@ func writeBundle(out string, m *convert.Model, tok *tokenizer.Tokenizer, wopt sh
 		}
 		wopt.Quantizer = plan
 	}
-	res, err := shards.Write(out, m.Config, tok, sources(m), wopt)
+	src := sources(m)
+	if plan != nil {
+		src = plan.Sources(src) // the LayerNorms that calibration smoothed
+	}
+	res, err := shards.Write(out, m.Config, tok, src, wopt)
 	return res, plan, err
 }
 

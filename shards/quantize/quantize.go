@@ -130,6 +130,10 @@ var (
 type Plan struct {
 	opt      shards.Options
 	matrices map[string]*planned
+	// smooth is the smoothing its matrices were planned with (see
+	// Sources), and Activations what was chosen for quantized activations.
+	smooth      *smoothing
+	Activations ActivationReport
 	// Report lists what Calibrate measured, per matrix in model order.
 	Report []Entry
 	// Towers is the relative squared error of each tower's embeddings
@@ -173,6 +177,10 @@ type planned struct {
 // Quantize implements shards.Quantizer: it returns the stored form planned
 // for the matrix, after checking that it was planned for these values.
 func (p *Plan) Quantize(req shards.MatrixRequest) (*kernels.Matrix, string, error) {
+	req, err := p.smoothRequest(req)
+	if err != nil {
+		return nil, "", err
+	}
 	e, ok := p.matrices[req.Name]
 	if !ok {
 		return nil, "", fmt.Errorf("quantize: no plan for matrix %q", req.Name)
@@ -208,6 +216,13 @@ func Calibrate(cfg clip.Config, w clip.Weights, b kernels.Backend, sot, eot int,
 	cfg.Normalize()
 	opt.Images = cmp.Or(opt.Images, DefaultImages(cfg))
 	opt.Texts = cmp.Or(opt.Texts, DefaultTexts)
+	// The browser quantizes activations: smooth the LayerNorms' outliers
+	// into the matrices they feed before anything is recorded.
+	ap, err := prepareActivations(cfg, w, b, sot, eot, opt.Images, opt.Texts, wopt)
+	if err != nil {
+		return nil, err
+	}
+	w = ap.weights(w)
 	// The float32 model, its tensors read once and kept for the models
 	// built below.
 	cache := &cachedWeights{Weights: w, tensors: map[string][]float32{}, matrices: map[string]*kernels.Matrix{}}
@@ -268,6 +283,9 @@ func Calibrate(cfg clip.Config, w clip.Weights, b kernels.Backend, sot, eot int,
 		if p.Towers[t].Planned, err = ev.towerError(p.stored(), t); err != nil {
 			return nil, err
 		}
+	}
+	if err := p.chooseActivations(ev, ap); err != nil {
+		return nil, err
 	}
 	// Backends cache prepared forms of the matrices they ran (packed
 	// panels, widened integers): the plan keeps only the stored form.
