@@ -149,25 +149,8 @@ func epilogue(acc int32, sw, sx float32, bias []float32, j int) float32 {
 	return y
 }
 
-// dotI8 is Σ x[p]·w[p] in int32.
-func dotI8(x, w []int8) int32 {
-	w = w[:len(x)]
-	var a0, a1, a2, a3 int32
-	p := 0
-	for ; p+4 <= len(x); p += 4 {
-		a0 += int32(x[p]) * int32(w[p])
-		a1 += int32(x[p+1]) * int32(w[p+1])
-		a2 += int32(x[p+2]) * int32(w[p+2])
-		a3 += int32(x[p+3]) * int32(w[p+3])
-	}
-	for ; p < len(x); p++ {
-		a0 += int32(x[p]) * int32(w[p])
-	}
-	return a0 + a1 + a2 + a3
-}
-
-// dotU7 is Σ x[p]·w[p] in int32 for 7-bit x.
-func dotU7(x []uint8, w []int8) int32 {
+// dot is Σ x[p]·w[p] in int32, for int8 or 7-bit x.
+func dot[T int8 | uint8](x []T, w []int8) int32 {
 	w = w[:len(x)]
 	var a0, a1, a2, a3 int32
 	p := 0
@@ -191,7 +174,7 @@ func GEMMI8(dst []float32, ldd int, x []int8, ldx int, sx []float32, w []int8, l
 		for i := range m {
 			xr := x[i*ldx : i*ldx+k]
 			for j := j0; j < j1; j++ {
-				dst[i*ldd+j] = epilogue(dotI8(xr, w[j*ldw:j*ldw+k]), sw[j], sx[i], bias, j)
+				dst[i*ldd+j] = epilogue(dot(xr, w[j*ldw:j*ldw+k]), sw[j], sx[i], bias, j)
 			}
 		}
 	})
@@ -205,7 +188,7 @@ func GEMMU7(dst []float32, ldd int, x []uint8, ldx int, sx []float32, zx []int32
 		for i := range m {
 			xr := x[i*ldx : i*ldx+k]
 			for j := j0; j < j1; j++ {
-				acc := dotU7(xr, w[j*ldw:j*ldw+k]) - zx[i]*wsum[j]
+				acc := dot(xr, w[j*ldw:j*ldw+k]) - zx[i]*wsum[j]
 				dst[i*ldd+j] = epilogue(acc, sw[j], sx[i], bias, j)
 			}
 		}
