@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "tile_amd64.h"
 
 // The AVX-512 micro-kernels: tiles of 4, 5 or 6 rows × 32 columns, two
 // adjacent 16-column panels of the same packed B as the AVX2 kernels use
@@ -33,50 +34,6 @@
 	WSTEP5(aoff, boff)                      \
 	WROW(aoff(R8)(DX*2), Z19, Z10, Z11)
 
-// KLOOP runs the CX steps of STEP, four per iteration to amortise the
-// loop overhead, then jumps to store. A step reads astep bytes of each A
-// row and bstep bytes of each panel.
-#define KLOOP(STEP, astep, bstep, l4, l1, tail) \
-	CMPQ  CX, $4                  \
-	JLT   tail                    \
-l4:                               \
-	STEP(0, 0)                    \
-	STEP((astep), (bstep))        \
-	STEP((2*astep), (2*bstep))    \
-	STEP((3*astep), (3*bstep))    \
-	ADDQ  $(4*astep), AX          \
-	ADDQ  $(4*astep), R8          \
-	ADDQ  $(4*bstep), BX          \
-	SUBQ  $4, CX                  \
-	CMPQ  CX, $4                  \
-	JGE   l4                      \
-tail:                             \
-	TESTQ CX, CX                  \
-	JZ    store                   \
-l1:                               \
-	STEP(0, 0)                    \
-	ADDQ  $astep, AX              \
-	ADDQ  $astep, R8              \
-	ADDQ  $bstep, BX              \
-	DECQ  CX                      \
-	JNZ   l1                      \
-	JMP   store
-
-// ZEROTILE clears the accumulators.
-#define ZEROTILE \
-	VPXORD Z0, Z0, Z0    \
-	VPXORD Z1, Z1, Z1    \
-	VPXORD Z2, Z2, Z2    \
-	VPXORD Z3, Z3, Z3    \
-	VPXORD Z4, Z4, Z4    \
-	VPXORD Z5, Z5, Z5    \
-	VPXORD Z6, Z6, Z6    \
-	VPXORD Z7, Z7, Z7    \
-	VPXORD Z8, Z8, Z8    \
-	VPXORD Z9, Z9, Z9    \
-	VPXORD Z10, Z10, Z10 \
-	VPXORD Z11, Z11, Z11
-
 // WSTORE adds one row's accumulators to the 32 floats of C at DI and moves
 // DI to the next row (SI is C's row stride in bytes).
 #define WSTORE(acc0, acc1) \
@@ -98,7 +55,7 @@ TEXT ·sgemm512(SB), NOSPLIT, $0-64
 	SHLQ $2, R9
 	LEAQ (AX)(DX*2), R8
 	ADDQ DX, R8
-	ZEROTILE
+	ZEROTILE512
 
 	CMPQ R11, $5
 	JLT  rows4
@@ -198,7 +155,7 @@ TEXT ·qgemm512(SB), NOSPLIT, $0-104
 	ADDQ DX, R8
 
 group:
-	ZEROTILE
+	ZEROTILE512
 	MOVQ gkp+16(FP), CX
 	CMPQ rows+0(FP), $5
 	JLT  rows4

@@ -124,66 +124,12 @@ func TestSgemm512(t *testing.T) {
 	}
 }
 
-// TestQgemm512Exact checks the VNNI kernel's int32 sums bit for bit against
-// a Go integer reference (unit scales make the result float32(sum)), at
-// the extremes of its input ranges where the sums come closest to
-// overflowing, and its scaled output, with several q4-like scale groups,
-// against the AVX2 kernel on each panel.
-func TestQgemm512Exact(t *testing.T) {
+// TestQgemm512Grouped checks the VNNI kernel's scaled output, in several
+// q4-like scale groups onto a non-zero C, against the AVX2 kernel on each
+// panel, bit for bit (TestQGemmExact checks its integer sums).
+func TestQgemm512Grouped(t *testing.T) {
 	skipWithoutAVX512(t, true)
 	rng := rand.New(rand.NewPCG(23, 24))
-	for _, c := range []struct {
-		k       int
-		extreme bool
-	}{{1, false}, {2, false}, {3, false}, {7, false}, {9, false}, {64, false}, {kcInt - 1, false}, {kcInt, false}, {kcInt, true}} {
-		w := &kernels.Matrix{Rows: 2 * nr, Cols: c.k, Scheme: kernels.SchemeInt8, Q8: make([]int8, 2*nr*c.k), Scales: make([]float32, 2*nr)}
-		for i := range w.Q8 {
-			w.Q8[i] = int8(rng.IntN(256) - 128)
-			if c.extreme {
-				w.Q8[i] = -128
-			}
-		}
-		for i := range w.Scales {
-			w.Scales[i] = 1
-		}
-		pw := packInt(w)
-		ld := (c.k+1)&^1 + 2
-		a := make([]int16, mr*ld)
-		for r := range mr {
-			for kk := range c.k {
-				a[r*ld+kk] = int16(rng.IntN(2*actMax+1) - actMax)
-				if c.extreme {
-					a[r*ld+kk] = -actMax
-				}
-			}
-		}
-		ones := []float32{1, 1, 1, 1, 1, 1}
-		ldc := 2*nr + 3
-		for rows := 4; rows <= mr; rows++ {
-			got := make([]float32, mr*ldc)
-			qgemm512(rows, 1, pw.kp, &a[0], ld, &pw.q[0], pw.kp*2*nr, &got[0], ldc, &ones[0], &pw.scales[0], 0, nr)
-			for r := range mr {
-				for j := range 2 * nr {
-					var sum int64
-					for kk := range c.k {
-						sum += int64(a[r*ld+kk]) * int64(w.Q8[j*c.k+kk])
-					}
-					if r >= rows {
-						sum = 0
-					}
-					if sum > math.MaxInt32 || sum < math.MinInt32 {
-						t.Fatalf("k%d: reference sum %d overflows int32; kcInt too large", c.k, sum)
-					}
-					if want := float32(int32(sum)); got[r*ldc+j] != want {
-						t.Fatalf("k%d extreme=%v rows%d [%d,%d] = %v, want %v", c.k, c.extreme, rows, r, j, got[r*ldc+j], want)
-					}
-				}
-			}
-		}
-	}
-
-	// Scaled, in groups of 4 k-pairs with per-group column scales, onto a
-	// non-zero C: equal to the AVX2 kernel run on each panel.
 	const groups, gkp = 3, 4
 	k := 2 * groups * gkp
 	w := kernels.QuantizeInt8(2*nr, k, randSlice(rng, 2*nr*k))
@@ -214,14 +160,7 @@ func TestLinearAVX512MatchesAVX2(t *testing.T) {
 	skipWithoutAVX512(t, false)
 	rng := rand.New(rand.NewPCG(25, 26))
 	for _, scheme := range []kernels.Scheme{kernels.SchemeF32, kernels.SchemeInt8, kernels.SchemeQ4} {
-		for _, c := range gemmShapes {
-			k := c.k
-			if scheme == kernels.SchemeQ4 {
-				k = (k + 31) &^ 31
-			}
-			x := randSlice(rng, c.m*k)
-			w := quantizedMatrix(t, scheme, c.n, k, randSlice(rng, c.n*k))
-			bias := randSlice(rng, c.n)
+		for _, c := range linearCases(t, rng, scheme) {
 			for _, th := range []int{1, 2} {
 				wide, err := NewAVX512(th)
 				if err != nil {
@@ -232,9 +171,9 @@ func TestLinearAVX512MatchesAVX2(t *testing.T) {
 					t.Fatal(err)
 				}
 				got, want := make([]float32, c.m*c.n), make([]float32, c.m*c.n)
-				wide.Linear(got, x, c.m, w, bias)
-				narrow.Linear(want, x, c.m, w, bias)
-				checkClose(t, fmt.Sprintf("%s m%d n%d k%d t%d", scheme, c.m, c.n, k, th), got, want, 0)
+				wide.Linear(got, c.x, c.m, c.w, c.bias)
+				narrow.Linear(want, c.x, c.m, c.w, c.bias)
+				checkClose(t, fmt.Sprintf("%s t%d", c.name, th), got, want, 0)
 			}
 		}
 	}

@@ -9,21 +9,26 @@ import (
 	"github.com/clipwasm/clipwasm/kernels"
 )
 
-// TestQGemmExact checks the integer kernel's sums bit for bit against a Go
-// integer reference, at the extremes of its input ranges (activations
+// TestQGemmExact checks the integer kernels' sums bit for bit against a Go
+// integer reference, at the extremes of their input ranges (activations
 // ±32767, weights −128..127) and for the largest block, where the int32
-// sums come closest to overflowing. Unit scales make the result
-// float32(sum), which the reference computes the same way.
+// sums come closest to overflowing: qgemm on each of two panels, and
+// qgemm512 over both where the CPU has AVX512_VNNI. Unit scales make the
+// result float32(sum), which the reference computes the same way; rows
+// past the tile's must stay zero.
 func TestQGemmExact(t *testing.T) {
 	if !cpu.avx2FMA {
 		t.Skip("skipping: CPU lacks AVX2/FMA")
+	}
+	if !cpu.avx512VNNI {
+		t.Log("qgemm512 not run: CPU lacks AVX-512 or AVX512_VNNI")
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, c := range []struct {
 		k       int
 		extreme bool
-	}{{1, false}, {2, false}, {7, false}, {64, false}, {kcInt, false}, {kcInt, true}} {
-		w := &kernels.Matrix{Rows: nr, Cols: c.k, Scheme: kernels.SchemeInt8, Q8: make([]int8, nr*c.k), Scales: make([]float32, nr)}
+	}{{1, false}, {2, false}, {3, false}, {7, false}, {9, false}, {64, false}, {kcInt - 1, false}, {kcInt, false}, {kcInt, true}} {
+		w := &kernels.Matrix{Rows: 2 * nr, Cols: c.k, Scheme: kernels.SchemeInt8, Q8: make([]int8, 2*nr*c.k), Scales: make([]float32, 2*nr)}
 		for i := range w.Q8 {
 			w.Q8[i] = int8(rng.IntN(256) - 128)
 			if c.extreme {
@@ -34,7 +39,7 @@ func TestQGemmExact(t *testing.T) {
 			w.Scales[i] = 1
 		}
 		pw := packInt(w)
-		ld := (c.k + 1) &^ 1
+		ld := (c.k+1)&^1 + 2 // a row stride wider than the row
 		a := make([]int16, mr*ld)
 		for r := range mr {
 			for kk := range c.k {
@@ -44,24 +49,43 @@ func TestQGemmExact(t *testing.T) {
 				}
 			}
 		}
-		ones := make([]float32, mr)
-		for i := range ones {
-			ones[i] = 1
+		ones := []float32{1, 1, 1, 1, 1, 1}
+		const ldc = 2*nr + 3
+		tiles := []struct {
+			name string
+			run  func(rows int, out []float32)
+		}{{"qgemm", func(rows int, out []float32) {
+			for p := range 2 {
+				qgemm(rows, 1, pw.kp, &a[0], ld, &pw.q[p*pw.kp*2*nr], &out[p*nr], ldc, &ones[0], &pw.scales[p*nr], 0)
+			}
+		}}}
+		if cpu.avx512VNNI {
+			tiles = append(tiles, struct {
+				name string
+				run  func(rows int, out []float32)
+			}{"qgemm512", func(rows int, out []float32) {
+				qgemm512(rows, 1, pw.kp, &a[0], ld, &pw.q[0], pw.kp*2*nr, &out[0], ldc, &ones[0], &pw.scales[0], 0, nr)
+			}})
 		}
-		for rows := 4; rows <= mr; rows++ {
-			got := make([]float32, rows*nr)
-			qgemm(rows, 1, ld/2, &a[0], ld, &pw.q[0], &got[0], nr, &ones[0], &pw.scales[0], 0)
-			for r := range rows {
-				for j := range nr {
-					var sum int64
-					for kk := range c.k {
-						sum += int64(a[r*ld+kk]) * int64(w.Q8[j*c.k+kk])
-					}
-					if sum > math.MaxInt32 || sum < math.MinInt32 {
-						t.Fatalf("k%d: reference sum %d overflows int32; kcInt too large", c.k, sum)
-					}
-					if want := float32(int32(sum)); got[r*nr+j] != want {
-						t.Fatalf("k%d extreme=%v rows%d [%d,%d] = %v, want %v", c.k, c.extreme, rows, r, j, got[r*nr+j], want)
+		for _, tile := range tiles {
+			for rows := 4; rows <= mr; rows++ {
+				got := make([]float32, mr*ldc)
+				tile.run(rows, got)
+				for r := range mr {
+					for j := range 2 * nr {
+						var sum int64
+						for kk := range c.k {
+							sum += int64(a[r*ld+kk]) * int64(w.Q8[j*c.k+kk])
+						}
+						if r >= rows {
+							sum = 0
+						}
+						if sum > math.MaxInt32 || sum < math.MinInt32 {
+							t.Fatalf("k%d: reference sum %d overflows int32; kcInt too large", c.k, sum)
+						}
+						if want := float32(int32(sum)); got[r*ldc+j] != want {
+							t.Fatalf("%s k%d extreme=%v rows%d [%d,%d] = %v, want %v", tile.name, c.k, c.extreme, rows, r, j, got[r*ldc+j], want)
+						}
 					}
 				}
 			}
@@ -135,37 +159,57 @@ func quantizedMatrix(t testing.TB, scheme kernels.Scheme, n, k int, w []float32)
 func TestLinearQuantized(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, scheme := range []kernels.Scheme{kernels.SchemeInt8, kernels.SchemeQ4} {
-		for _, c := range gemmShapes {
-			k := c.k
-			if scheme == kernels.SchemeQ4 {
-				k = (k + 31) &^ 31
-			}
-			x := randSlice(rng, c.m*k)
-			w := quantizedMatrix(t, scheme, c.n, k, randSlice(rng, c.n*k))
-			deq := w.Dequantize()
-			bias := randSlice(rng, c.n)
+		for _, c := range linearCases(t, rng, scheme) {
+			m, n, k, x, bias := c.m, c.n, c.k, c.x, c.bias
+			deq := c.w.Dequantize()
 			for _, th := range threadCounts {
-				name := fmt.Sprintf("%s m%d n%d k%d t%d", scheme, c.m, c.n, k, th)
-				dst := make([]float32, c.m*c.n)
-				newTest(t, th).Linear(dst, x, c.m, w, bias)
-				for i := range c.m {
+				name := fmt.Sprintf("%s t%d", c.name, th)
+				dst := make([]float32, m*n)
+				newTest(t, th).Linear(dst, x, m, c.w, bias)
+				for i := range m {
 					var amax float64
 					for _, v := range x[i*k : (i+1)*k] {
 						amax = max(amax, math.Abs(float64(v)))
 					}
-					for j := range c.n {
+					for j := range n {
 						want, wabs := float64(bias[j]), 0.0
 						for p := range k {
 							want += float64(x[i*k+p]) * float64(deq[j*k+p])
 							wabs += math.Abs(float64(deq[j*k+p]))
 						}
 						tol := 0.5*amax/actMax*wabs*1.001 + 1e-5*max(1, math.Abs(want))
-						if d := math.Abs(float64(dst[i*c.n+j]) - want); !(d <= tol) {
-							t.Fatalf("%s: [%d,%d] = %v, want %v ± %v", name, i, j, dst[i*c.n+j], want, tol)
+						if d := math.Abs(float64(dst[i*n+j]) - want); !(d <= tol) {
+							t.Fatalf("%s: [%d,%d] = %v, want %v ± %v", name, i, j, dst[i*n+j], want, tol)
 						}
 					}
 				}
 			}
 		}
 	}
+}
+
+// linearCase is one Linear input: x [m, k], w [n, k] and bias [n].
+type linearCase struct {
+	name    string
+	m, n, k int
+	x       []float32
+	w       *kernels.Matrix
+	bias    []float32
+}
+
+// linearCases draws a Linear input in scheme for each of gemmShapes, with k
+// rounded up to whole q4 blocks for q4.
+func linearCases(t testing.TB, rng *rand.Rand, scheme kernels.Scheme) []linearCase {
+	cases := make([]linearCase, len(gemmShapes))
+	for i, c := range gemmShapes {
+		k := c.k
+		if scheme == kernels.SchemeQ4 {
+			k = (k + kernels.Q4Block - 1) &^ (kernels.Q4Block - 1)
+		}
+		x := randSlice(rng, c.m*k)
+		w := quantizedMatrix(t, scheme, c.n, k, randSlice(rng, c.n*k))
+		bias := randSlice(rng, c.n)
+		cases[i] = linearCase{fmt.Sprintf("%s m%d n%d k%d", scheme, c.m, c.n, k), c.m, c.n, k, x, w, bias}
+	}
+	return cases
 }

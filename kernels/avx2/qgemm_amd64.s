@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "tile_amd64.h"
 
 // The integer micro-kernel: a tile of 4, 5 or 6 rows × 16 columns, like
 // the float32 one (see sgemm_amd64.s for the register plan and why fewer
@@ -33,34 +34,6 @@
 #define QSTEP6(aoff, boff) \
 	QSTEP5(aoff, boff)              \
 	QROW(aoff(R8)(DX*2), Y10, Y11)
-
-// QLOOP runs gkp (in CX) k-pair steps of STEP, four per iteration, then
-// jumps to store.
-#define QLOOP(STEP, l4, l1, tail) \
-	CMPQ  CX, $4       \
-	JLT   tail         \
-l4:                    \
-	STEP(0, 0)         \
-	STEP(4, 32)        \
-	STEP(8, 64)        \
-	STEP(12, 96)       \
-	ADDQ  $16, AX      \
-	ADDQ  $16, R8      \
-	ADDQ  $128, BX     \
-	SUBQ  $4, CX       \
-	CMPQ  CX, $4       \
-	JGE   l4           \
-tail:                  \
-	TESTQ CX, CX       \
-	JZ    store        \
-l1:                    \
-	STEP(0, 0)         \
-	ADDQ  $4, AX       \
-	ADDQ  $4, R8       \
-	ADDQ  $32, BX      \
-	DECQ  CX           \
-	JNZ   l1           \
-	JMP   store
 
 // QSTORE scales one row's int32 accumulators by sa[row]·sw[0:16] and adds
 // them to the 16 floats of C at DI, then moves DI to the next row (SI is
@@ -100,28 +73,17 @@ TEXT ·qgemm(SB), NOSPLIT, $0-88
 	ADDQ DX, R8
 
 group:
-	VPXOR Y0, Y0, Y0
-	VPXOR Y1, Y1, Y1
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	VPXOR Y4, Y4, Y4
-	VPXOR Y5, Y5, Y5
-	VPXOR Y6, Y6, Y6
-	VPXOR Y7, Y7, Y7
-	VPXOR Y8, Y8, Y8
-	VPXOR Y9, Y9, Y9
-	VPXOR Y10, Y10, Y10
-	VPXOR Y11, Y11, Y11
+	ZEROTILE
 	MOVQ  gkp+16(FP), CX
 
 	CMPQ R9, $5
 	JLT  rows4
 	JEQ  rows5
-	QLOOP(QSTEP6, r6l4, r6l1, r6tail)
+	KLOOP(QSTEP6, 4, 32, r6l4, r6l1, r6tail)
 rows5:
-	QLOOP(QSTEP5, r5l4, r5l1, r5tail)
+	KLOOP(QSTEP5, 4, 32, r5l4, r5l1, r5tail)
 rows4:
-	QLOOP(QSTEP4, r4l4, r4l1, r4tail)
+	KLOOP(QSTEP4, 4, 32, r4l4, r4l1, r4tail)
 
 store:
 	MOVQ c+48(FP), DI

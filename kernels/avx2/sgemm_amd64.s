@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "tile_amd64.h"
 
 // The float32 micro-kernel computes a tile of 4, 5 or 6 rows × 16 columns.
 // A's rows are read in place from x: rows 0–2 at AX, AX+DX, AX+2·DX and
@@ -33,34 +34,6 @@
 	SSTEP5(aoff, boff)                         \
 	SROW(aoff(R8)(DX*2), Y15, Y10, Y11)
 
-// SLOOP runs kc (in CX) k steps of STEP, four per iteration to amortise
-// the loop overhead, then jumps to store.
-#define SLOOP(STEP, l4, l1, tail) \
-	CMPQ  CX, $4       \
-	JLT   tail         \
-l4:                    \
-	STEP(0, 0)         \
-	STEP(4, 64)        \
-	STEP(8, 128)       \
-	STEP(12, 192)      \
-	ADDQ  $16, AX      \
-	ADDQ  $16, R8      \
-	ADDQ  $256, BX     \
-	SUBQ  $4, CX       \
-	CMPQ  CX, $4       \
-	JGE   l4           \
-tail:                  \
-	TESTQ CX, CX       \
-	JZ    store        \
-l1:                    \
-	STEP(0, 0)         \
-	ADDQ  $4, AX       \
-	ADDQ  $4, R8       \
-	ADDQ  $64, BX      \
-	DECQ  CX           \
-	JNZ   l1           \
-	JMP   store
-
 // SSTORE adds one row's accumulators to the 16 floats of C at DI and moves
 // DI to the next row (SI is C's row stride in bytes).
 #define SSTORE(acc0, acc1) \
@@ -81,27 +54,16 @@ TEXT ·sgemm(SB), NOSPLIT, $0-56
 	LEAQ (AX)(DX*2), R8
 	ADDQ DX, R8
 
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
+	ZEROTILE
 
 	CMPQ R11, $5
 	JLT  rows4
 	JEQ  rows5
-	SLOOP(SSTEP6, r6l4, r6l1, r6tail)
+	KLOOP(SSTEP6, 4, 64, r6l4, r6l1, r6tail)
 rows5:
-	SLOOP(SSTEP5, r5l4, r5l1, r5tail)
+	KLOOP(SSTEP5, 4, 64, r5l4, r5l1, r5tail)
 rows4:
-	SLOOP(SSTEP4, r4l4, r4l1, r4tail)
+	KLOOP(SSTEP4, 4, 64, r4l4, r4l1, r4tail)
 
 store:
 	MOVQ c+40(FP), DI
