@@ -171,19 +171,18 @@
     (param $w i32) (param $ldw i32) (param $bias i32)
     (param $m i32) (param $n i32) (param $k i32)
     (local $j i32) (local $i i32) (local $cnt i32) (local $p i32) (local $rest i32)
-    (local $kb i32) (local $kv i32) (local $k2 i32)
+    (local $kb i32) (local $kv i32)
     (local $w0 i32) (local $w1 i32) (local $w2 i32) (local $w3 i32)
     (local $x0 i32) (local $x1 i32) (local $d i32)
     (local $bv v128) (local $a0 v128) (local $a1 v128) (local $b v128) (local $r v128)
     (local $c00 v128) (local $c01 v128) (local $c02 v128) (local $c03 v128)
     (local $c10 v128) (local $c11 v128) (local $c12 v128) (local $c13 v128)
-    ;; Byte strides and k extents: kv covers whole vectors, k2 pairs of them.
+    ;; Byte strides and k extents: kv covers whole vectors.
     (local.set $ldd (i32.shl (local.get $ldd) (i32.const 2)))
     (local.set $ldx (i32.shl (local.get $ldx) (i32.const 2)))
     (local.set $ldw (i32.shl (local.get $ldw) (i32.const 2)))
     (local.set $kb (i32.shl (local.get $k) (i32.const 2)))
     (local.set $kv (i32.and (local.get $kb) (i32.const -16)))
-    (local.set $k2 (i32.and (local.get $kb) (i32.const -32)))
     (loop $cols
       (local.set $cnt (call $min (i32.const 4) (i32.sub (local.get $n) (local.get $j))))
       ;; W rows past n are clamped to the last one; their lanes are not stored.
@@ -203,10 +202,14 @@
         (local.set $c10 (v128.const i32x4 0 0 0 0)) (local.set $c11 (v128.const i32x4 0 0 0 0))
         (local.set $c12 (v128.const i32x4 0 0 0 0)) (local.set $c13 (v128.const i32x4 0 0 0 0))
         (local.set $p (i32.const 0))
-        ;; Main loop: 8 floats of k per iteration, two vector steps.
-        (block $k2done
-          (loop $k2loop
-            (br_if $k2done (i32.ge_u (local.get $p) (local.get $k2)))
+        ;; Main loop: one vector (4 floats) of k per step. Unrolled twice it
+        ;; was 4–9% slower on ViT-B/32 shapes (fastest calls, Chromium 156,
+        ;; both sets): V8 schedules the second step's six loads above the
+        ;; first step's multiply-adds, and with the 8 accumulators that
+        ;; spills (seen in Node 20's V8 disassembly).
+        (block $kdone
+          (loop $kloop
+            (br_if $kdone (i32.ge_u (local.get $p) (local.get $kv)))
             (local.set $a0 (v128.load align=4 (i32.add (local.get $x0) (local.get $p))))
             (local.set $a1 (v128.load align=4 (i32.add (local.get $x1) (local.get $p))))
             (local.set $b (v128.load align=4 (i32.add (local.get $w0) (local.get $p))))
@@ -221,46 +224,27 @@
             (local.set $b (v128.load align=4 (i32.add (local.get $w3) (local.get $p))))
             (local.set $c03 (f32x4.add (local.get $c03) (f32x4.mul (local.get $a0) (local.get $b))))
             (local.set $c13 (f32x4.add (local.get $c13) (f32x4.mul (local.get $a1) (local.get $b))))
-            (local.set $a0 (v128.load offset=16 align=4 (i32.add (local.get $x0) (local.get $p))))
-            (local.set $a1 (v128.load offset=16 align=4 (i32.add (local.get $x1) (local.get $p))))
-            (local.set $b (v128.load offset=16 align=4 (i32.add (local.get $w0) (local.get $p))))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (br $kloop)))
+        ;; Then a partial vector (1..3 floats, zero filled, so the missing
+        ;; lanes add 0·0).
+        (if (i32.lt_u (local.get $p) (local.get $kb))
+          (then
+            (local.set $rest (i32.shr_u (i32.sub (local.get $kb) (local.get $p)) (i32.const 2)))
+            (local.set $a0 (call $load4s (i32.add (local.get $x0) (local.get $p)) (local.get $rest)))
+            (local.set $a1 (call $load4s (i32.add (local.get $x1) (local.get $p)) (local.get $rest)))
+            (local.set $b (call $load4s (i32.add (local.get $w0) (local.get $p)) (local.get $rest)))
             (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $a0) (local.get $b))))
             (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $a1) (local.get $b))))
-            (local.set $b (v128.load offset=16 align=4 (i32.add (local.get $w1) (local.get $p))))
+            (local.set $b (call $load4s (i32.add (local.get $w1) (local.get $p)) (local.get $rest)))
             (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $a0) (local.get $b))))
             (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $a1) (local.get $b))))
-            (local.set $b (v128.load offset=16 align=4 (i32.add (local.get $w2) (local.get $p))))
+            (local.set $b (call $load4s (i32.add (local.get $w2) (local.get $p)) (local.get $rest)))
             (local.set $c02 (f32x4.add (local.get $c02) (f32x4.mul (local.get $a0) (local.get $b))))
             (local.set $c12 (f32x4.add (local.get $c12) (f32x4.mul (local.get $a1) (local.get $b))))
-            (local.set $b (v128.load offset=16 align=4 (i32.add (local.get $w3) (local.get $p))))
+            (local.set $b (call $load4s (i32.add (local.get $w3) (local.get $p)) (local.get $rest)))
             (local.set $c03 (f32x4.add (local.get $c03) (f32x4.mul (local.get $a0) (local.get $b))))
-            (local.set $c13 (f32x4.add (local.get $c13) (f32x4.mul (local.get $a1) (local.get $b))))
-            (local.set $p (i32.add (local.get $p) (i32.const 32)))
-            (br $k2loop)))
-        ;; Then at most one more whole vector, and a partial one (1..3
-        ;; floats, zero filled, so the missing lanes add 0·0).
-        (local.set $rest (i32.const 4))
-        (loop $ktail
-          (if (i32.lt_u (local.get $p) (local.get $kb))
-            (then
-              (if (i32.ge_u (local.get $p) (local.get $kv))
-                (then (local.set $rest (i32.shr_u (i32.sub (local.get $kb) (local.get $p)) (i32.const 2)))))
-              (local.set $a0 (call $load4s (i32.add (local.get $x0) (local.get $p)) (local.get $rest)))
-              (local.set $a1 (call $load4s (i32.add (local.get $x1) (local.get $p)) (local.get $rest)))
-              (local.set $b (call $load4s (i32.add (local.get $w0) (local.get $p)) (local.get $rest)))
-              (local.set $c00 (f32x4.add (local.get $c00) (f32x4.mul (local.get $a0) (local.get $b))))
-              (local.set $c10 (f32x4.add (local.get $c10) (f32x4.mul (local.get $a1) (local.get $b))))
-              (local.set $b (call $load4s (i32.add (local.get $w1) (local.get $p)) (local.get $rest)))
-              (local.set $c01 (f32x4.add (local.get $c01) (f32x4.mul (local.get $a0) (local.get $b))))
-              (local.set $c11 (f32x4.add (local.get $c11) (f32x4.mul (local.get $a1) (local.get $b))))
-              (local.set $b (call $load4s (i32.add (local.get $w2) (local.get $p)) (local.get $rest)))
-              (local.set $c02 (f32x4.add (local.get $c02) (f32x4.mul (local.get $a0) (local.get $b))))
-              (local.set $c12 (f32x4.add (local.get $c12) (f32x4.mul (local.get $a1) (local.get $b))))
-              (local.set $b (call $load4s (i32.add (local.get $w3) (local.get $p)) (local.get $rest)))
-              (local.set $c03 (f32x4.add (local.get $c03) (f32x4.mul (local.get $a0) (local.get $b))))
-              (local.set $c13 (f32x4.add (local.get $c13) (f32x4.mul (local.get $a1) (local.get $b))))
-              (local.set $p (i32.add (local.get $p) (i32.const 16)))
-              (br $ktail))))
+            (local.set $c13 (f32x4.add (local.get $c13) (f32x4.mul (local.get $a1) (local.get $b))))))
         ;; Epilogue: reduce, add bias, store row i and row i+1 (clamped).
         (local.set $d (i32.add (i32.add (local.get $dst) (i32.mul (local.get $i) (local.get $ldd))) (i32.shl (local.get $j) (i32.const 2))))
         (local.set $r (f32x4.add (call $hsum4_f32 (local.get $c00) (local.get $c01) (local.get $c02) (local.get $c03)) (local.get $bv)))
