@@ -29,7 +29,7 @@ func (b *backend) Activate(x []float32, act kernels.Activation) {
 		b.Backend.Activate(x, act)
 		return
 	}
-	b.pool.parallel((len(x)+activateChunk-1)/activateChunk, func(t int) {
+	b.pool.Run((len(x)+activateChunk-1)/activateChunk, func(t int) {
 		c := x[t*activateChunk : min(len(x), (t+1)*activateChunk)]
 		n8 := len(c) &^ 7
 		if n8 > 0 {

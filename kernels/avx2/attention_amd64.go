@@ -33,7 +33,7 @@ func (b *backend) Attention(dst, q, k, v []float32, s kernels.AttentionShape) {
 		len(v) < (s.Batch*s.SeqK-1)*s.LDKV+width {
 		panic("avx2: Attention slice too short for its shape")
 	}
-	b.pool.parallel(s.Batch*s.Heads, func(t int) {
+	b.pool.Run(s.Batch*s.Heads, func(t int) {
 		buf, _ := headBufs.Get().(*headScratch)
 		if buf == nil {
 			buf = new(headScratch)

@@ -2,16 +2,16 @@ package avx2
 
 import (
 	"errors"
-	"runtime"
 
 	"github.com/clipwasm/clipwasm/kernels"
+	"github.com/clipwasm/clipwasm/kernels/internal/workpool"
 	"github.com/clipwasm/clipwasm/kernels/purego"
 )
 
 // backend overrides the GEMM-based ops of an embedded purego backend.
 type backend struct {
 	kernels.Backend // purego: Add, AvgPool2D, ReLU
-	pool            *pool
+	pool            *workpool.Pool
 	// f32Wide and intWide select the AVX-512 GEMM kernels (6×32 tiles)
 	// for float32 and for int8/q4 weights; otherwise the AVX2 ones run.
 	f32Wide, intWide bool
@@ -46,18 +46,12 @@ func newBackend(threads int, avx512 bool) (kernels.Backend, error) {
 	if !cpu.avx2FMA {
 		return nil, errors.New("avx2: CPU lacks AVX2/FMA (or the OS does not save YMM registers)")
 	}
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	p := newPool(threads)
-	b := &backend{
+	return &backend{
 		Backend: purego.New(threads),
-		pool:    p,
+		pool:    workpool.New(threads),
 		f32Wide: avx512,
 		intWide: avx512 && cpu.avx512VNNI,
-	}
-	runtime.AddCleanup(b, func(work chan *job) { close(work) }, p.work)
-	return b, nil
+	}, nil
 }
 
 // Name identifies the backend: "avx512" on the AVX-512 kernels, "avx2" on

@@ -63,7 +63,7 @@ func (b *backend) gemm(dst []float32, m, n, k, kcb, tilePanels int, bias []float
 	np := (n + nr - 1) / nr
 	mt := (m + mcRows - 1) / mcRows
 	nt := (np + ncPanels - 1) / ncPanels
-	b.pool.parallel(mt*nt, func(t int) {
+	b.pool.Run(mt*nt, func(t int) {
 		// Consecutive tasks share a column block of B, so threads running
 		// neighbouring tasks read the same panels from L3.
 		tj, ti := t/mt, t%mt

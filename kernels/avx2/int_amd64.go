@@ -131,7 +131,7 @@ func (b *backend) quantizeActs(x []float32, m, k int) *qActs {
 	clear(qa.q[m*ld:])
 	clear(qa.scales[m:])
 	const rowsPerTask = 16
-	b.pool.parallel((m+rowsPerTask-1)/rowsPerTask, func(t int) {
+	b.pool.Run((m+rowsPerTask-1)/rowsPerTask, func(t int) {
 		for r := t * rowsPerTask; r < min(m, (t+1)*rowsPerTask); r++ {
 			qa.scales[r] = quantizeRowTo(qa.q[r*ld:(r+1)*ld], x[r*k:(r+1)*k])
 		}

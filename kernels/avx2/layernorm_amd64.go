@@ -13,7 +13,7 @@ func (b *backend) LayerNorm(dst, x []float32, m, n int, gamma, beta []float32, e
 		panic("avx2: LayerNorm slice too short for its shape")
 	}
 	rowsPerTask := max(1, activateChunk/n)
-	b.pool.parallel((m+rowsPerTask-1)/rowsPerTask, func(t int) {
+	b.pool.Run((m+rowsPerTask-1)/rowsPerTask, func(t int) {
 		for r := t * rowsPerTask; r < min(m, (t+1)*rowsPerTask); r++ {
 			layerNormRow(&dst[r*n], &x[r*n], &gamma[0], &beta[0], n, eps)
 		}

@@ -7,7 +7,6 @@ package purego
 
 import (
 	"math"
-	"runtime"
 
 	"github.com/clipwasm/clipwasm/kernels"
 )
@@ -21,10 +20,7 @@ type backend struct {
 // threads <= 0 means runtime.GOMAXPROCS(0). Its workers exit once the
 // backend is garbage collected.
 func New(threads int) kernels.Backend {
-	p := newPool(defaultThreads(threads))
-	b := &backend{pool: p}
-	runtime.AddCleanup(b, func(work chan *loop) { close(work) }, p.work)
-	return b
+	return &backend{pool: newPool(threads)}
 }
 
 // Name identifies the backend.
