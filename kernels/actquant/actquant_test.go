@@ -128,10 +128,33 @@ func relError(want, got []float32) float64 {
 	return math.Sqrt(d / n)
 }
 
-// TestLinear runs the backend on int8 and q4 weights in both modes and
-// compares it with float32 activations on the same weights: close (the
-// activation rounding only), never identical, and identical when the
-// matrix asks for float32 activations.
+// reference is the backend's quantized Linear spelled with the plain
+// definitions: quantize the rows, then GEMMI8 or GEMMU7.
+func reference(x []float32, m int, w *kernels.Matrix, bias []float32, mode Mode) []float32 {
+	n, k := w.Rows, w.Cols
+	q8, sw, err := Int8Weights(w)
+	if err != nil {
+		panic(err)
+	}
+	out, sx := make([]float32, m*n), make([]float32, m)
+	if mode == U7 {
+		xq, zx, wsum := make([]uint8, m*k), make([]int32, m), make([]int32, n)
+		QuantRowsU7(xq, k, sx, zx, x, k, m, k)
+		RowSums(wsum, q8, k, n, k)
+		GEMMU7(out, n, xq, k, sx, zx, q8, k, sw, wsum, bias, m, n, k)
+		return out
+	}
+	xq := make([]int8, m*k)
+	QuantRowsI8(xq, k, sx, x, k, m, k)
+	GEMMI8(out, n, xq, k, sx, q8, k, sw, bias, m, n, k)
+	return out
+}
+
+// TestLinear runs the backend on int8 and q4 weights in both modes: bit
+// for bit the plain definitions (the float32 GEMM it sums the codes on is
+// exact, even for k = 3072 with every code at ±127), close to float32
+// activations on the same weights (the activation rounding only) but not
+// identical, and identical when the matrix asks for float32 activations.
 func TestLinear(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 4))
 	inner := purego.New(1)
@@ -142,32 +165,54 @@ func TestLinear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Saturated: every activation and weight code ±127 (one sign per row
+	// and column), so that the sums reach 127·127·k.
+	const ks = 3072
+	xs, ws := make([]float32, 2*ks), make([]float32, 3*ks)
+	for i := range xs {
+		xs[i] = float32(1 - 2*(i%2))
+	}
+	for i := range ws {
+		ws[i] = float32(1 - 2*(i%2)*(i/ks%2))
+	}
 	for _, c := range []struct {
 		name string
+		x    []float32
+		m    int
 		w    *kernels.Matrix
 		mode Mode
 		max  float64 // relative error bound of the activation rounding
 	}{
-		{"int8/int8", kernels.QuantizeInt8(n, k, vals), Int8, 0.01},
-		{"int8/u7", kernels.QuantizeInt8(n, k, vals), U7, 0.02},
-		{"q4/int8", q4, Int8, 0.02},
-		{"q4/u7", q4, U7, 0.03},
+		{"int8/int8", x, m, kernels.QuantizeInt8(n, k, vals), Int8, 0.01},
+		{"int8/u7", x, m, kernels.QuantizeInt8(n, k, vals), U7, 0.02},
+		{"q4/int8", x, m, q4, Int8, 0.02},
+		{"q4/u7", x, m, q4, U7, 0.03},
+		{"saturated/int8", xs, 2, kernels.QuantizeInt8(3, ks, ws), Int8, 1e-6}, // ±1 inputs: exact codes
+		{"saturated/u7", xs, 2, kernels.QuantizeInt8(3, ks, ws), U7, 0.02},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			want := make([]float32, m*n)
-			inner.Linear(want, x, m, c.w, bias)
+			nr := c.w.Rows
+			bias := bias[:nr]
 			b := New(inner, c.mode)
-			got := make([]float32, m*n)
-			b.Linear(got, x, m, c.w, bias)
-			e := relError(want, got)
+			got := make([]float32, c.m*nr)
+			b.Linear(got, c.x, c.m, c.w, bias)
+			want := reference(c.x, c.m, c.w, bias, c.mode)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("element %d = %g, the plain definitions give %g", i, got[i], want[i])
+				}
+			}
+			f32 := make([]float32, c.m*nr)
+			inner.Linear(f32, c.x, c.m, c.w, bias)
+			e := relError(f32, got)
 			t.Logf("relative error vs float32 activations: %.3g", e)
 			if e > c.max || e == 0 {
 				t.Errorf("relative error %.3g, want in (0, %g]", e, c.max)
 			}
-			f32 := *c.w
-			f32.Activations = kernels.ActivationsF32
-			b.Linear(got, x, m, &f32, bias)
-			if !slices.Equal(got, want) {
+			wf := *c.w
+			wf.Activations = kernels.ActivationsF32
+			b.Linear(got, c.x, c.m, &wf, bias)
+			if !slices.Equal(got, f32) {
 				t.Errorf("with Activations f32: differs from the wrapped backend")
 			}
 		})

@@ -1,6 +1,8 @@
 package actquant
 
 import (
+	"sync"
+
 	"github.com/clipwasm/clipwasm/kernels"
 )
 
@@ -9,19 +11,68 @@ import (
 type backend struct {
 	kernels.Backend
 	mode Mode
+
+	mu    sync.Mutex
+	codes map[*kernels.Matrix]*intWeights
 }
+
+// intWeights is a quantized matrix's int8 form, its row sums, and its
+// codes as integer-valued float32 matrices of at most exactCols columns.
+type intWeights struct {
+	q8     []int8
+	scales []float32
+	sums   []int32
+	chunks []*kernels.Matrix
+}
+
+// exactCols bounds the columns whose products one float32 GEMM sums: a
+// product of two codes is at most 127·127 in magnitude, so every partial
+// sum of up to 1024 of them is an integer below 2^24, which float32 holds
+// exactly whatever the order of the additions. The wrapped backend's
+// float32 GEMM thus computes the int32 dot products exactly, at its speed.
+const exactCols = 1024
 
 // New returns a backend that runs Linear with int8 or q4 weights as the
 // browser's int8 GEMM does, with activations quantized per row in mode,
 // unless the matrix asks for float32 activations (Matrix.Activations);
 // everything else, float32 Linear and Conv2D included (the browser
 // convolves quantized weights with float32 activations), runs on inner.
+// The integer sums are computed exactly on inner's float32 GEMM (see
+// exactCols); the backend keeps a float32 copy of each matrix's codes.
 func New(inner kernels.Backend, mode Mode) kernels.Backend {
-	return &backend{Backend: inner, mode: mode}
+	return &backend{Backend: inner, mode: mode, codes: map[*kernels.Matrix]*intWeights{}}
 }
 
 // Name identifies the backend, its activation mode and the wrapped backend.
 func (b *backend) Name() string { return "actquant-" + b.mode.String() + "+" + b.Backend.Name() }
+
+// weights returns w's integer form, made on first use.
+func (b *backend) weights(w *kernels.Matrix) *intWeights {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if iw := b.codes[w]; iw != nil {
+		return iw
+	}
+	q8, scales, err := Int8Weights(w)
+	if err != nil {
+		panic(err.Error()) // clip.Build validated every matrix
+	}
+	n, k := w.Rows, w.Cols
+	iw := &intWeights{q8: q8, scales: scales, sums: make([]int32, n)}
+	RowSums(iw.sums, q8, k, n, k)
+	for c0 := 0; c0 < k; c0 += exactCols {
+		kc := min(exactCols, k-c0)
+		f := make([]float32, n*kc)
+		for j := range n {
+			for p, v := range q8[j*k+c0 : j*k+c0+kc] {
+				f[j*kc+p] = float32(v)
+			}
+		}
+		iw.chunks = append(iw.chunks, kernels.NewMatrix(n, kc, f))
+	}
+	b.codes[w] = iw
+	return iw
+}
 
 // Linear computes dst[m, w.Rows] = x[m, w.Cols]·wᵀ + bias.
 func (b *backend) Linear(dst, x []float32, m int, w *kernels.Matrix, bias []float32) {
@@ -34,19 +85,49 @@ func (b *backend) Linear(dst, x []float32, m int, w *kernels.Matrix, bias []floa
 	if len(x) < m*k || len(dst) < m*n || (bias != nil && len(bias) < n) {
 		panic("actquant: Linear slice too short for its shape")
 	}
-	q8, sw, err := Int8Weights(w)
-	if err != nil {
-		panic(err.Error()) // clip.Build validated every matrix
-	}
-	sx := make([]float32, m)
-	if b.mode == U7 {
-		xq, zx, wsum := make([]uint8, m*k), make([]int32, m), make([]int32, n)
-		QuantRowsU7(xq, k, sx, zx, x, k, m, k)
-		RowSums(wsum, q8, k, n, k)
-		GEMMU7(dst, n, xq, k, sx, zx, q8, k, sw, wsum, bias, m, n, k)
+	if m == 0 || n == 0 {
 		return
 	}
-	xq := make([]int8, m*k)
-	QuantRowsI8(xq, k, sx, x, k, m, k)
-	GEMMI8(dst, n, xq, k, sx, q8, k, sw, bias, m, n, k)
+	iw := b.weights(w)
+	sx, zx := make([]float32, m), make([]int32, m)
+	codes := make([]float32, m*k) // the activation codes, as float32 integers
+	if b.mode == U7 {
+		xq := make([]uint8, m*k)
+		QuantRowsU7(xq, k, sx, zx, x, k, m, k)
+		for i, v := range xq {
+			codes[i] = float32(v)
+		}
+	} else {
+		xq := make([]int8, m*k)
+		QuantRowsI8(xq, k, sx, x, k, m, k)
+		for i, v := range xq {
+			codes[i] = float32(v)
+		}
+	}
+	acc := make([]int32, m*n)
+	part := make([]float32, m*n)
+	var xc []float32
+	for c, chunk := range iw.chunks {
+		c0, kc := c*exactCols, chunk.Cols
+		xc = codes
+		if len(iw.chunks) > 1 {
+			xc = make([]float32, m*kc)
+			for i := range m {
+				copy(xc[i*kc:(i+1)*kc], codes[i*k+c0:i*k+c0+kc])
+			}
+		}
+		b.Backend.Linear(part, xc, m, chunk, nil)
+		for i, v := range part {
+			acc[i] += int32(v)
+		}
+	}
+	for i := range m {
+		for j := range n {
+			a := acc[i*n+j]
+			if b.mode == U7 {
+				a -= zx[i] * iw.sums[j]
+			}
+			dst[i*n+j] = epilogue(a, iw.scales[j], sx[i], bias, j)
+		}
+	}
 }
