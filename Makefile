@@ -111,7 +111,9 @@ wasm-kernels-bench-chromium: $(PLAYWRIGHT)
 
 # --- The engine in the browser (wasm/, web/, e2e/) ---
 # make wasm: web/clipwasm.wasm, Go's wasm_exec.js beside it, and the SIMD
-#   kernels' glue and modules in web/kernels/.
+#   kernels' glue and modules in web/kernels/; for threads (cross-origin
+#   isolated pages) the same binaries rewritten by internal/wasmshare to
+#   import a shared memory, *.shared.wasm: a page downloads one of the two.
 # make web: the page on http://$(WEB_ADDR)/ with MODEL converted (QUANT) as
 #   its default bundle.
 # make e2e: the text tower's truncation under GOOS=js in Node, then the
@@ -127,10 +129,13 @@ wasm:
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o web/clipwasm.wasm ./wasm
 	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" web/wasm_exec.js
 	rm -rf web/kernels && mkdir -p web/kernels
-	cp kernels/wasmsimd/glue.mjs kernels/wasmsimd/simd128.wasm kernels/wasmsimd/relaxed.wasm web/kernels/
+	cp kernels/wasmsimd/glue.mjs kernels/wasmsimd/threads.mjs kernels/wasmsimd/simd128.wasm kernels/wasmsimd/relaxed.wasm web/kernels/
+	$(GO) build -o $(BIN)/wasmshare ./internal/wasmshare/cmd/wasmshare
+	$(BIN)/wasmshare -in web/clipwasm.wasm -out web/clipwasm.shared.wasm
+	for k in simd128 relaxed; do $(BIN)/wasmshare -in web/kernels/$$k.wasm -out web/kernels/$$k.shared.wasm || exit 1; done
 	@if GOOS=js GOARCH=wasm $(GO) list -deps ./wasm | grep -qx 'gorgonia.org/tensor'; then \
 		echo 'gorgonia.org/tensor must stay out of the wasm build'; exit 1; fi
-	@for f in web/clipwasm.wasm web/kernels/simd128.wasm web/kernels/relaxed.wasm; do \
+	@for f in web/clipwasm.wasm web/clipwasm.shared.wasm web/kernels/simd128.wasm web/kernels/relaxed.wasm; do \
 		echo "$$f: $$(wc -c < $$f) bytes, $$(gzip -9c $$f | wc -c) gzipped"; done
 
 web: wasm

@@ -6,6 +6,12 @@
 //   const clip = await ClipWasm.load('models/vit-b-32-int8/manifest.json', { onProgress });
 //   const ranked = await clip.classify(file, ['cat', 'dog']);   // [{label, prob, logit}, ...]
 //
+// Threads: on a cross-origin isolated page (served with
+// Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy:
+// require-corp or credentialless) the engine runs its matrix products on
+// min(threads, navigator.hardwareConcurrency) threads; elsewhere on one.
+// clip.threads says how many it got.
+//
 // Every method takes {signal} (an AbortSignal). Embeddings are the raw
 // projected CLIP embeddings (Float32Array, not normalised).
 
@@ -33,16 +39,19 @@ export class ClipWasm {
   /** Backend name and template ensembles the engine offers. */
   backend = '';
   ensembles = [];
+  /** The threads the engine runs on (1 where the page is not cross-origin isolated). */
+  threads = 1;
 
   /**
    * Starts a worker and loads the bundle whose manifest is at manifestURL
    * (relative to the page).
    * @param {string|URL} manifestURL
-   * @param {{onProgress?: (p: object) => void, signal?: AbortSignal}} [options]
+   * @param {{onProgress?: (p: object) => void, signal?: AbortSignal, threads?: number}} [options]
    *   onProgress gets {phase, loadedBytes, totalBytes, loadedFiles, totalFiles, cachedFiles, cachedBytes}.
+   *   threads caps the threads (default: navigator.hardwareConcurrency); see the top of this file.
    */
-  static async load(manifestURL, { onProgress, signal } = {}) {
-    const clip = new ClipWasm();
+  static async load(manifestURL, { onProgress, signal, threads } = {}) {
+    const clip = new ClipWasm({ threads });
     try {
       await clip.#ready;
       const url = new URL(manifestURL, globalThis.document?.baseURI ?? location.href).href;
@@ -54,10 +63,17 @@ export class ClipWasm {
     return clip;
   }
 
-  constructor() {
-    this.#worker = startWorker(new URL('./worker.js', import.meta.url));
+  /** @param {{threads?: number}} [options] as for load */
+  constructor({ threads } = {}) {
+    const url = new URL('./worker.js', import.meta.url);
+    if (threads !== undefined) url.searchParams.set('threads', String(threads));
+    this.#worker = startWorker(url);
     this.#ready = new Promise((resolve, reject) => {
       this.#worker.onmessage = ({ data }) => {
+        if (data.type === 'threads') {
+          this.threads = data.threads;
+          return;
+        }
         if (data.type === 'ready') {
           this.backend = data.backend;
           this.ensembles = data.ensembles;
@@ -192,6 +208,14 @@ export class ClipWasm {
    */
   stats() {
     return this.#request({ op: 'stats' });
+  }
+
+  /**
+   * The engine's threads: {threads, gemms, split}, the matrix products run
+   * so far and how many of them were split across the threads.
+   */
+  threadStats() {
+    return this.#request({ op: 'threads' });
   }
 
   /** Cancels every request in flight; each rejects with an AbortError. */

@@ -1,7 +1,8 @@
 // Package devserver is a small static file server for the browser tests and
 // demos of the wasm engine. It serves folders under URL prefixes with the
 // headers the engine wants in production too: cross-origin isolation
-// (COOP/COEP, so that the page may use SharedArrayBuffer and wasm threads),
+// (COOP/COEP, so that the page may use SharedArrayBuffer and the engine
+// runs on several threads; a page without them runs on one),
 // CORS and CORP (so that a widget on another site can fetch the worker and
 // the weights), and byte ranges through http.ServeContent (so that an
 // interrupted shard download resumes).
@@ -44,6 +45,10 @@ type Options struct {
 	// that run in another process (a browser script). Never for a public
 	// server: they let anyone break downloads.
 	Control bool
+	// NotIsolated leaves out the cross-origin isolation headers (COOP and
+	// COEP), as on a site that has not opted in: its pages get no
+	// SharedArrayBuffer and the engine runs on one thread.
+	NotIsolated bool
 }
 
 // Request is one recorded request.
@@ -59,8 +64,9 @@ type Request struct {
 
 // Server serves the mounts and records requests. It is an http.Handler.
 type Server struct {
-	mounts  []mount
-	control bool
+	mounts   []mount
+	control  bool
+	isolated bool
 
 	mu    sync.Mutex
 	log   []Request
@@ -85,7 +91,7 @@ func init() {
 
 // New returns a server for opts.
 func New(opts Options) (*Server, error) {
-	s := &Server{control: opts.Control, drops: map[string]int64{}}
+	s := &Server{control: opts.Control, isolated: !opts.NotIsolated, drops: map[string]int64{}}
 	for prefix, dir := range opts.Mounts {
 		if !strings.HasPrefix(prefix, "/") || !strings.HasSuffix(prefix, "/") {
 			return nil, fmt.Errorf("devserver: mount prefix %q must start and end with /", prefix)
@@ -129,8 +135,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Cross-Origin-Embedder-Policy", "require-corp")
+	if s.isolated {
+		// Cross-origin isolation: SharedArrayBuffer, so threads.
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Embedder-Policy", "require-corp")
+	}
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 	h.Set("Access-Control-Allow-Origin", "*")
 	// Revalidate every time: shards are content-named, but the manifest and

@@ -117,3 +117,40 @@ func TestBadMount(t *testing.T) {
 		t.Error("missing folder accepted")
 	}
 }
+
+func TestIsolationHeaders(t *testing.T) {
+	web := t.TempDir()
+	if err := os.WriteFile(filepath.Join(web, "index.html"), []byte("<!doctype html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		opts       Options
+		coop, coep string
+	}{
+		{"isolated by default", Options{}, "same-origin", "require-corp"},
+		{"not isolated", Options{NotIsolated: true}, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Mounts = map[string]string{"/": web}
+			s, err := New(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := httptest.NewServer(s)
+			defer ts.Close()
+			resp, err := http.Get(ts.URL + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if coop, coep := resp.Header.Get("Cross-Origin-Opener-Policy"), resp.Header.Get("Cross-Origin-Embedder-Policy"); resp.StatusCode != 200 || coop != tc.coop || coep != tc.coep {
+				t.Errorf("GET /: %s, COOP %q COEP %q, want %q %q", resp.Status, coop, coep, tc.coop, tc.coep)
+			}
+			// CORS and CORP stay: a widget on another site still loads the engine.
+			if resp.Header.Get("Cross-Origin-Resource-Policy") != "cross-origin" || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+				t.Errorf("GET /: CORP/CORS headers missing: %v", resp.Header)
+			}
+		})
+	}
+}

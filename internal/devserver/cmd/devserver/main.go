@@ -3,7 +3,10 @@
 //
 // Usage:
 //
-//	devserver [-addr 127.0.0.1:8080] [-control] -mount /=web -mount /models/=DIR ...
+//	devserver [-addr 127.0.0.1:8080] [-control] [-not-isolated] -mount /=web -mount /models/=DIR ...
+//
+// -not-isolated serves without the cross-origin isolation headers, to see
+// the engine's one-thread fallback.
 package main
 
 import (
@@ -18,6 +21,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
 	control := flag.Bool("control", false, "enable the test control endpoints under "+devserver.ControlPrefix)
+	notIsolated := flag.Bool("not-isolated", false, "leave out COOP/COEP (no SharedArrayBuffer: the engine runs on one thread)")
 	mounts := map[string]string{}
 	flag.Func("mount", "PREFIX=DIR: serve folder DIR under URL prefix PREFIX (repeatable)", func(s string) error {
 		prefix, dir, ok := strings.Cut(s, "=")
@@ -31,7 +35,7 @@ func main() {
 	if len(mounts) == 0 {
 		mounts["/"] = "web"
 	}
-	s, err := devserver.New(devserver.Options{Mounts: mounts, Control: *control})
+	s, err := devserver.New(devserver.Options{Mounts: mounts, Control: *control, NotIsolated: *notIsolated})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,0 +1,287 @@
+// threads.mjs — runs the GEMM kernels on a pool of Web Workers over one
+// shared WebAssembly memory.
+//
+// Go's wasm engine is single-threaded, and its kernel calls arrive one at a
+// time through glue.mjs's trampolines. When the page is cross-origin
+// isolated, the worker instead instantiates the shared-memory build (`make
+// wasm` runs internal/wasmshare over the engine and kernel modules: the
+// engine imports its memory, shared, instead of defining it) and starts
+// threads − 1 helper workers, each with its own instance of the same
+// kernel modules over that memory. wrapKernels replaces each GEMM export
+// with one that cuts the output into threads parts — row blocks, or column
+// blocks when there are too few rows — posts the call to the helpers
+// through a small control block, computes part 0 itself and waits for the
+// others. Every output element is computed by the same kernel code with
+// the same operands as in one call (rows and columns of a GEMM are
+// independent, and the cuts fall on whole register tiles), so the results
+// are bit-identical to one thread's. Calls below MIN_WORK multiply-adds run
+// on the calling thread alone: waking the helpers costs tens of µs.
+//
+//   const pool = await startPool({ threads, memory, modules: [simd128, relaxed] });
+//   kernels = { ...kernels, exports: pool.wrapKernels(kernels.exports) };
+//   pool.stats(); // {threads, gemms, split}: GEMM calls so far, and those split
+//
+// The helpers block in Atomics.wait (allowed in workers), so they never
+// return to their event loops; they end with the worker that started them.
+// The kernels' memory accesses see memory growth by themselves; nothing
+// here keeps a view of the wasm memory.
+
+/** Smallest m·n·k for which a GEMM is split across threads. */
+export const MIN_WORK = 1 << 20;
+
+// The GEMM kernels the pool splits, by export name: the argument indices of
+// m and n, and the pointer arguments that move with a row block (rows) or
+// a column block (cols) as [argument, stride argument or -1, element
+// bytes]: a block starting at row (column) s moves the pointer by
+// s·stride·bytes (s·bytes without a stride). A null pointer (an absent
+// bias) stays null.
+const GEMMS = {
+  f32_gemm: { arity: 10, m: 7, n: 8, rows: [[0, 1, 4], [2, 3, 4]], cols: [[0, -1, 4], [4, 5, 4], [6, -1, 4]] },
+  f32_gemm_relaxed: { arity: 10, m: 7, n: 8, rows: [[0, 1, 4], [2, 3, 4]], cols: [[0, -1, 4], [4, 5, 4], [6, -1, 4]] },
+  // W is [k, n] here: a column block moves along W's rows.
+  f32_gemm_nn: { arity: 9, m: 6, n: 7, rows: [[0, 1, 4], [2, 3, 4]], cols: [[0, -1, 4], [4, -1, 4]] },
+  i8_gemm: { arity: 12, m: 9, n: 10, rows: [[0, 1, 4], [2, 3, 1], [4, -1, 4]], cols: [[0, -1, 4], [5, 6, 1], [7, -1, 4], [8, -1, 4]] },
+  i8_gemm_relaxed: {
+    arity: 14, m: 11, n: 12,
+    rows: [[0, 1, 4], [2, 3, 1], [4, -1, 4], [5, -1, 4]],
+    cols: [[0, -1, 4], [6, 7, 1], [8, -1, 4], [9, -1, 4], [10, -1, 4]],
+  },
+};
+const GEMM_NAMES = Object.keys(GEMMS);
+
+// Blocks start on multiples of these: the kernels' register tiles are at
+// most 4 rows by 16 columns, and a column block of f32_gemm_nn narrower
+// than 8 would take its scalar path (not fused on the relaxed set).
+const ROW_ALIGN = 4;
+const COL_ALIGN = 16;
+
+// The control block: Int32 slots in a SharedArrayBuffer of its own.
+const GEN = 0; // job generation, bumped by the caller to start a job
+const DONE = 1; // helpers finished with the current job
+const FAILED = 2; // a helper's kernel threw (its message goes to its console)
+const KERNEL = 3; // index into GEMM_NAMES
+const BY_COLS = 4; // 1: column blocks, 0: row blocks
+const PARTS = 5; // parts of the job (the pool's size)
+const ARGS = 8; // the kernel's arguments, all i32
+const CONTROL_SLOTS = ARGS + 16;
+
+// Polls before sleeping in Atomics.wait: a futex wake-up takes tens of µs,
+// while the engine's GEMMs come a few µs to a few ms apart.
+const SPIN = 4000;
+
+/**
+ * The number of threads to use: min(requested, hardwareConcurrency), and 1
+ * where the page is not cross-origin isolated (no SharedArrayBuffer, no
+ * shared wasm memory) or the runtime lacks shared memory. requested
+ * defaults to hardwareConcurrency.
+ */
+export function threadCount(requested) {
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  if (!globalThis.crossOriginIsolated || typeof SharedArrayBuffer !== 'function') return 1;
+  const n = Math.floor(Number(requested ?? cores));
+  return Number.isFinite(n) ? Math.max(1, Math.min(n, cores)) : 1;
+}
+
+/**
+ * Creates the shared memory a module rewritten by internal/wasmshare
+ * imports, as its "clipwasm.shared_memory" custom section describes it.
+ * Resolves to { memory, module, name } (the import to supply it as).
+ */
+export function sharedMemoryFor(module) {
+  const [section] = WebAssembly.Module.customSections(module, 'clipwasm.shared_memory');
+  if (!section) throw new Error('threads: the module has no clipwasm.shared_memory section (not rewritten by wasmshare)');
+  const { module: importModule, name, initial, maximum } = JSON.parse(new TextDecoder().decode(section));
+  return { memory: new WebAssembly.Memory({ initial, maximum, shared: true }), module: importModule, name };
+}
+
+/**
+ * Lets Go's wasm_exec.js run on a shared memory. It decodes strings with
+ * TextDecoder.decode and fills random bytes with crypto.getRandomValues
+ * straight over views of the wasm memory, and both refuse views of a
+ * SharedArrayBuffer; with this, a shared view is copied to (or filled
+ * through) an ordinary buffer first. Only this realm's prototypes change,
+ * and unshared views take the original path.
+ */
+export function allowSharedViews() {
+  const shared = (v) => ArrayBuffer.isView(v) && v.buffer instanceof SharedArrayBuffer;
+  const bytesOf = (v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  const decode = TextDecoder.prototype.decode;
+  if (decode.allowsShared) return;
+  const sharedDecode = function (input, options) {
+    // A SharedArrayBuffer's slice is shared too: copy into a new array.
+    return decode.call(this, shared(input) ? new Uint8Array(bytesOf(input)) : input, options);
+  };
+  sharedDecode.allowsShared = true;
+  TextDecoder.prototype.decode = sharedDecode;
+  const crypto = globalThis.crypto;
+  if (!crypto) return;
+  const getRandomValues = crypto.getRandomValues;
+  crypto.getRandomValues = function (view) {
+    if (!shared(view)) return getRandomValues.call(crypto, view);
+    const bytes = new Uint8Array(view.byteLength);
+    getRandomValues.call(crypto, bytes);
+    bytesOf(view).set(bytes);
+    return view;
+  };
+}
+
+/**
+ * Starts threads − 1 helper workers, each instantiating the compiled
+ * kernel modules (WebAssembly.Module, importing env.mem shared) over
+ * memory. Resolves to { threads, wrapKernels(exports), stats(), close() }.
+ */
+export async function startPool({ threads, memory, modules }) {
+  const control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
+  const helpers = [];
+  try {
+    await Promise.all(Array.from({ length: threads - 1 }, (_, i) => {
+      const helper = startHelper();
+      helpers.push(helper);
+      return new Promise((resolve, reject) => {
+        helper.onmessage = ({ data }) => (data.error ? reject(new Error(`threads: helper ${i + 1}: ${data.error}`)) : resolve());
+        helper.onerror = (e) => {
+          e.preventDefault();
+          reject(new Error(`threads: helper ${i + 1} did not start: ${e.message}`));
+        };
+        helper.postMessage({ memory, modules, control: control.buffer, part: i + 1 });
+      });
+    }));
+  } catch (err) {
+    for (const h of helpers) h.terminate();
+    throw err;
+  }
+  const counts = { gemms: 0, split: 0 };
+  return {
+    threads,
+    wrapKernels: (exports) => wrapKernels(exports, control, threads, counts),
+    stats: () => ({ threads, ...counts }),
+    close: () => helpers.forEach((h) => h.terminate()),
+  };
+}
+
+// startHelper starts this module as a helper worker. A worker started from
+// a blob (clipwasm.js's cross-origin shim) cannot load a script of another
+// origin directly, so then it goes through a same-origin shim too.
+function startHelper() {
+  const url = new URL(import.meta.url);
+  url.searchParams.set('role', 'helper');
+  if (url.origin === globalThis.location?.origin) return new Worker(url, { type: 'module' });
+  const shim = new Blob([`import ${JSON.stringify(url.href)};`], { type: 'text/javascript' });
+  return new Worker(URL.createObjectURL(shim), { type: 'module' });
+}
+
+// wrapKernels returns exports with each GEMM replaced by its split form,
+// counting calls in counts. A GEMM whose arity differs from the table
+// above (a changed kernel) is left single-threaded rather than split
+// wrongly.
+function wrapKernels(exports, control, threads, counts) {
+  const wrapped = { ...exports };
+  for (const [index, name] of GEMM_NAMES.entries()) {
+    const kernel = exports[name];
+    if (typeof kernel !== 'function') continue;
+    if (kernel.length !== GEMMS[name].arity) {
+      console.warn(`threads: ${name} takes ${kernel.length} arguments, not ${GEMMS[name].arity}; it stays on one thread`);
+      continue;
+    }
+    wrapped[name] = (...args) => run(kernel, index, args, control, threads, counts);
+  }
+  return wrapped;
+}
+
+// run computes one GEMM call: the helpers take parts 1.. and this thread
+// part 0, then it waits for all of them.
+function run(kernel, index, args, control, threads, counts) {
+  const spec = GEMMS[GEMM_NAMES[index]];
+  counts.gemms++;
+  const m = args[spec.m], n = args[spec.n], k = args[spec.n + 1];
+  let byCols;
+  if (m * n * k < MIN_WORK) {
+    return kernel(...args);
+  } else if (m >= threads * ROW_ALIGN) {
+    byCols = 0;
+  } else if (n >= threads * COL_ALIGN) {
+    byCols = 1;
+  } else {
+    return kernel(...args);
+  }
+  counts.split++;
+  control[KERNEL] = index;
+  control[BY_COLS] = byCols;
+  control[PARTS] = threads;
+  for (let i = 0; i < args.length; i++) control[ARGS + i] = args[i];
+  Atomics.store(control, DONE, 0);
+  Atomics.store(control, FAILED, 0);
+  Atomics.add(control, GEN, 1);
+  Atomics.notify(control, GEN);
+  let err = null;
+  try {
+    runPart(kernel, spec, args, byCols, 0, threads);
+  } catch (e) {
+    err = e;
+  }
+  // Wait for every helper even after a failure here: they still read the
+  // control block.
+  for (let spins = 0, done; (done = Atomics.load(control, DONE)) < threads - 1; spins++) {
+    if (spins >= SPIN) Atomics.wait(control, DONE, done);
+  }
+  if (err) throw err;
+  if (Atomics.load(control, FAILED)) throw new Error('threads: a GEMM failed in a helper worker (see its console)');
+}
+
+// runPart computes part `part` of `parts` of a GEMM call with arguments
+// args, row blocks or column blocks; an empty part calls nothing.
+function runPart(kernel, spec, args, byCols, part, parts) {
+  const total = args[byCols ? spec.n : spec.m];
+  const align = byCols ? COL_ALIGN : ROW_ALIGN;
+  const bound = (p) => (p === parts ? total : Math.round((total * p) / parts / align) * align);
+  const start = bound(part), end = bound(part + 1);
+  if (end <= start) return;
+  const a = args.slice();
+  a[byCols ? spec.n : spec.m] = end - start;
+  for (const [arg, stride, bytes] of byCols ? spec.cols : spec.rows) {
+    if (a[arg] !== 0) a[arg] += start * (stride < 0 ? 1 : args[stride]) * bytes;
+  }
+  kernel(...a);
+}
+
+// serve is a helper's loop: wait for a job, compute this helper's part,
+// report, forever.
+function serve(kernels, control, part) {
+  for (let seen = Atomics.load(control, GEN); ;) {
+    for (let spins = 0; Atomics.load(control, GEN) === seen; spins++) {
+      if (spins >= SPIN) Atomics.wait(control, GEN, seen);
+    }
+    seen = Atomics.load(control, GEN);
+    const name = GEMM_NAMES[control[KERNEL]];
+    const spec = GEMMS[name];
+    const args = Array.from(control.subarray(ARGS, ARGS + spec.arity));
+    try {
+      runPart(kernels[name], spec, args, control[BY_COLS], part, control[PARTS]);
+    } catch (err) {
+      console.error(`threads: ${name} failed in helper ${part}:`, err);
+      Atomics.store(control, FAILED, 1);
+    }
+    Atomics.add(control, DONE, 1);
+    Atomics.notify(control, DONE);
+  }
+}
+
+// A helper worker: instantiate the kernels over the shared memory, say so,
+// then serve forever.
+if (new URL(import.meta.url).searchParams.get('role') === 'helper') {
+  self.onmessage = async ({ data: { memory, modules, control, part } }) => {
+    self.onmessage = null;
+    const kernels = {};
+    try {
+      for (const module of modules) {
+        const instance = await WebAssembly.instantiate(module, { env: { mem: memory } });
+        Object.assign(kernels, instance.exports);
+      }
+    } catch (err) {
+      self.postMessage({ error: `cannot instantiate the kernels: ${err.message}` });
+      return;
+    }
+    self.postMessage({ ready: true });
+    serve(kernels, new Int32Array(control), part);
+  };
+}
