@@ -10,17 +10,28 @@
 // offers), top (how many labels to show; default 5). Changing labels,
 // templates, ensemble or top re-ranks the current photo.
 //
-// Events: clip-ready {detail: {info, ensembles}}, clip-result {detail:
-// {results}}, clip-error {detail: {error}}. Method: classify(image?).
+// threads caps the engine's threads (default: the device's cores; the
+// first widget of a model sets it).
+//
+// Threads need a cross-origin isolated page: the host page must be served
+// with Cross-Origin-Opener-Policy: same-origin and
+// Cross-Origin-Embedder-Policy: require-corp (or credentialless), and then
+// every cross-origin file it loads, these scripts and the model included,
+// needs CORS or Cross-Origin-Resource-Policy: cross-origin (the project's
+// devserver sends both). On a page without isolation the engine runs on
+// one thread, with the same results.
+//
+// Events: clip-ready {detail: {info, ensembles, threads}}, clip-result
+// {detail: {results}}, clip-error {detail: {error}}. Method: classify(image?).
 
 import { ClipWasm } from './clipwasm.js';
 
 // One engine per model and page, however many widgets use it.
 const engines = new Map();
-function engine(url, onProgress) {
+function engine(url, onProgress, threads) {
   const key = new URL(url, document.baseURI).href;
   if (!engines.has(key)) {
-    const p = ClipWasm.load(key, { onProgress });
+    const p = ClipWasm.load(key, { onProgress, threads });
     p.catch(() => engines.delete(key)); // let a later widget retry
     engines.set(key, p);
   }
@@ -117,14 +128,15 @@ export class ClipClassifier extends HTMLElement {
     bar.hidden = false;
     this.#status('Loading the model…');
     try {
+      const threads = this.hasAttribute('threads') ? Number(this.getAttribute('threads')) : undefined;
       const clip = await engine(model, (p) => {
         bar.value = p.totalBytes ? p.loadedBytes / p.totalBytes : 0;
         const mb = (n) => (n / 1e6).toFixed(1);
         this.#status(p.phase === 'verify' ? 'Preparing the model…'
           : `Loading the model: ${mb(p.loadedBytes)} of ${mb(p.totalBytes)} MB (${p.loadedFiles}/${p.totalFiles} files)`);
-      });
+      }, threads);
       this.#status(this.#image ? '' : 'Ready.');
-      this.dispatchEvent(new CustomEvent('clip-ready', { detail: { info: clip.info, ensembles: clip.ensembles } }));
+      this.dispatchEvent(new CustomEvent('clip-ready', { detail: { info: clip.info, ensembles: clip.ensembles, threads: clip.threads } }));
       return clip;
     } catch (err) {
       this.#fail(err);

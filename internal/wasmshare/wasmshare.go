@@ -66,7 +66,6 @@ type Memory struct {
 // proposal's tag section).
 const (
 	secCustom = 0
-	secType   = 1
 	secImport = 2
 	secMemory = 5
 )
@@ -299,10 +298,7 @@ type importEntry struct {
 }
 
 func parseImports(body []byte) ([]importEntry, error) {
-	r := &reader{b: body}
-	n := r.u32()
-	var imports []importEntry
-	for i := uint32(0); i < n && r.err == nil; i++ {
+	return parseVector(body, "import", func(r *reader, _ uint32) importEntry {
 		im := importEntry{module: r.name(), name: r.name(), kind: r.byte()}
 		start := r.pos
 		switch im.kind {
@@ -323,15 +319,8 @@ func parseImports(body []byte) ([]importEntry, error) {
 			r.fail(fmt.Errorf("import %s.%s has unknown kind %d", im.module, im.name, im.kind))
 		}
 		im.desc = r.b[start:r.pos]
-		imports = append(imports, im)
-	}
-	if r.err == nil && r.pos != len(r.b) {
-		r.fail(fmt.Errorf("%d bytes after the last import", len(r.b)-r.pos))
-	}
-	if r.err != nil {
-		return nil, fmt.Errorf("wasmshare: import section: %w", r.err)
-	}
-	return imports, nil
+		return im
+	})
 }
 
 func encodeImports(imports []importEntry) []byte {
@@ -349,19 +338,27 @@ func encodeImports(imports []importEntry) []byte {
 }
 
 func parseMemories(body []byte) ([]limits, error) {
+	return parseVector(body, "memory", func(r *reader, i uint32) limits {
+		return r.limits(fmt.Sprintf("memory %d", i))
+	})
+}
+
+// parseVector decodes a section body that is a vector of entries, each
+// read by entry; what names the section in errors.
+func parseVector[T any](body []byte, what string, entry func(r *reader, i uint32) T) ([]T, error) {
 	r := &reader{b: body}
 	n := r.u32()
-	var mems []limits
+	var out []T
 	for i := uint32(0); i < n && r.err == nil; i++ {
-		mems = append(mems, r.limits(fmt.Sprintf("memory %d", i)))
+		out = append(out, entry(r, i))
 	}
 	if r.err == nil && r.pos != len(r.b) {
-		r.fail(fmt.Errorf("%d bytes after the last memory", len(r.b)-r.pos))
+		r.fail(fmt.Errorf("%d bytes after the last entry", len(r.b)-r.pos))
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("wasmshare: memory section: %w", r.err)
+		return nil, fmt.Errorf("wasmshare: %s section: %w", what, r.err)
 	}
-	return mems, nil
+	return out, nil
 }
 
 func writeSection(out *bytes.Buffer, id byte, body []byte) {

@@ -135,7 +135,7 @@ func TestRewriteRefuses(t *testing.T) {
 		{"minimum above the option's maximum", "starts at 2000 pages, above the maximum of 1000", module(sec(5, 1, 0, 0xd0, 0x0f)), opts},
 		{"unknown import kind", `import go.f has unknown kind 9`, module(importSec([]byte{2, 'g', 'o', 1, 'f', 9})), opts},
 		{"GC table type", "unsupported table element type 0x64", module(importSec([]byte{1, 't', 1, 't', 1, 0x64, 0x70, 0, 0})), opts},
-		{"bytes after the imports", "1 bytes after the last import", module(sec(2, 0, 0)), opts},
+		{"bytes after the imports", "import section: 1 bytes after the last entry", module(sec(2, 0, 0)), opts},
 		{"maximum out of range", "out of range", module(sec(5, 1, 0, 1)), Options{ImportModule: "env", ImportName: "mem", MaxPages: MaxPages32 + 1}},
 		{"no import name", "needs a module and a name", module(sec(5, 1, 0, 1)), Options{ImportModule: "env", MaxPages: 10}},
 	} {
