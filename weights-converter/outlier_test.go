@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -201,6 +202,7 @@ func checkBrowserActivations(t *testing.T, m *convert.Model, images []float32, t
 	if !slices.Equal(slices.Sorted(slices.Values(inManifest)), slices.Sorted(slices.Values(plan.Activations.F32))) {
 		t.Errorf("manifest has float32 activations for %v, the plan chose %v", inManifest, plan.Activations.F32)
 	}
+	checkActivationsValidated(t, bd.Manifest)
 	for _, mode := range []actquant.Mode{actquant.Int8, actquant.U7} {
 		got, err := clip.Build(bd.Config, bd, actquant.New(b, mode))
 		if err != nil {
@@ -221,6 +223,32 @@ func checkBrowserActivations(t *testing.T, m *convert.Model, images []float32, t
 			if cos < minCosine[shards.Int8] {
 				t.Errorf("%s activations, %s cosine %.5f below %g", mode, tw.tower, cos, minCosine[shards.Int8])
 			}
+		}
+	}
+}
+
+// checkActivationsValidated checks that a manifest's "activations" field
+// takes only "f32", and only on an int8 or q4 matrix: each change below,
+// made to a valid manifest, must be refused with an error naming the
+// tensor.
+func checkActivationsValidated(t *testing.T, valid *shards.Manifest) {
+	t.Helper()
+	matrix := slices.IndexFunc(valid.Tensors, func(e shards.TensorEntry) bool { return e.Scheme == shards.Int8 })
+	vector := slices.IndexFunc(valid.Tensors, func(e shards.TensorEntry) bool { return e.Kind == shards.KindVector })
+	for _, c := range []struct {
+		tensor int
+		value  kernels.ActivationPrecision
+	}{{matrix, "int16"}, {matrix, "F32"}, {vector, kernels.ActivationsF32}} {
+		m := *valid
+		m.Tensors = slices.Clone(valid.Tensors)
+		m.Tensors[c.tensor].Activations = c.value
+		data, err := json.Marshal(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = shards.ParseManifest(data)
+		if name := m.Tensors[c.tensor].Name; err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("activations %q on %s: err = %v, want one naming it", c.value, name, err)
 		}
 	}
 }
