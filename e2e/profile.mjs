@@ -1,29 +1,40 @@
 // profile.mjs — where the browser engine's time goes: runs the peers kit's
 // ViT-B/32 tasks (image b1, image b8, 80 prompts) on a bundle in headless
 // Chromium, with V8's sampling CPU profiler attached to the engine's Web
-// Worker, and prints each task's self time by function (Go functions,
-// the kernels of simd128.wasm / relaxed.wasm, JS glue, GC).
+// Worker, and prints each task's wall time, the worker thread's CPU time
+// (from /proc: steadier than wall time on a shared machine) and its self
+// time by function (Go functions, the kernels of simd128.wasm /
+// relaxed.wasm, JS glue, GC).
 //
 // Usage (from the repository root):
 //
 //	node e2e/profile.mjs --bundle DIR [--wasm clipwasm.wasm] [--kernels DIR]
-//	    [--runs 3] [--top 25] [--json out.json]
+//	    [--runs 3] [--top 25] [--json out.json] [--tasks image_b1,image_b8,text_80]
+//	    [--threads 1] [--web DIR]
+//
+// Only the engine's own worker is profiled: with --threads above 1 the GEMM
+// helper workers' time shows as waiting.
 //
 // --wasm serves another engine binary than web/clipwasm.wasm: build one
 // with function names for a readable profile (make wasm strips them):
 //
 //	GOOS=js GOARCH=wasm go build -trimpath -o /tmp/named.wasm ./wasm
 //
-// --kernels serves simd128.wasm and relaxed.wasm from DIR instead of
-// web/kernels, e.g. assembled with wat2wasm --debug-names. Everything else
-// is web/ as built by make wasm. CHROMIUM names the browser (default
+// The kernel glue and modules come from kernels/wasmsimd (the working
+// tree's, no make wasm needed) and wasm_exec.js from GOROOT; --kernels
+// serves the files that DIR has instead (simd128.wasm and relaxed.wasm
+// assembled with wat2wasm --debug-names name the kernels' helpers in the
+// profile; another revision's modules and glue.mjs time that revision).
+// Everything else is web/, or --web DIR (another revision's page and
+// worker, to go with its engine and kernels). CHROMIUM names the browser (default
 // /usr/bin/chromium); playwright-core only drives it.
 import http from 'node:http';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 
 const { values: opt } = parseArgs({
@@ -35,6 +46,8 @@ const { values: opt } = parseArgs({
     top: { type: 'string', default: '25' },
     json: { type: 'string' },
     tasks: { type: 'string', default: 'image_b1,image_b8,text_80' },
+    threads: { type: 'string', default: '1' },
+    web: { type: 'string' },
   },
 });
 if (!opt.bundle) {
@@ -42,7 +55,8 @@ if (!opt.bundle) {
   process.exit(2);
 }
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const web = path.join(root, 'web');
+const web = path.resolve(opt.web ?? path.join(root, 'web'));
+const goroot = process.env.GOROOT || execFileSync('go', ['env', 'GOROOT']).toString().trim();
 const peers = process.env.CLIPWASM_FIXTURES
   ? path.join(process.env.CLIPWASM_FIXTURES, '..', 'peers', 'inputs')
   : path.join(root, '..', 'shared', 'peers', 'inputs');
@@ -58,7 +72,11 @@ function resolve(p) {
     return f.startsWith(path.resolve(dir) + path.sep) ? f : null;
   };
   if (p === '/clipwasm.wasm' && opt.wasm) return path.resolve(opt.wasm);
-  if (opt.kernels && /^\/kernels\/(simd128|relaxed)\.wasm$/.test(p)) return inside(opt.kernels, p.slice('/kernels/'.length));
+  if (p === '/wasm_exec.js') return path.join(goroot, 'lib', 'wasm', 'wasm_exec.js');
+  if (p.startsWith('/kernels/')) {
+    const own = opt.kernels && inside(opt.kernels, p.slice('/kernels/'.length));
+    return own && existsSync(own) ? own : inside(path.join(root, 'kernels', 'wasmsimd'), p.slice('/kernels/'.length));
+  }
   if (p.startsWith('/models/bundle/')) return inside(opt.bundle, p.slice('/models/bundle/'.length));
   if (p.startsWith('/peers/')) return inside(peers, p.slice('/peers/'.length));
   return inside(web, p.slice(1));
@@ -77,6 +95,7 @@ const server = http.createServer(async (req, res) => {
     const body = await fs.readFile(file);
     res.writeHead(200, { ...headers, 'Content-Type': types[path.extname(file)] ?? 'application/octet-stream' }).end(body);
   } catch {
+    console.error(`profile: 404 ${p}`);
     res.writeHead(404, headers).end();
   }
 });
@@ -102,7 +121,7 @@ let nextId = 1;
 const pending = new Map();
 async function attachWorker() {
   const { targetInfos } = await cdp.send('Target.getTargets');
-  const w = targetInfos.find((t) => t.type === 'worker' && t.url.endsWith('/worker.js'));
+  const w = targetInfos.find((t) => t.type === 'worker' && new URL(t.url).pathname === '/worker.js');
   if (!w) throw new Error('no engine worker among the targets: ' + targetInfos.map((t) => `${t.type} ${t.url}`).join(', '));
   const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: w.targetId, flatten: false });
   workerSession = sessionId;
@@ -133,7 +152,7 @@ await tab.goto(base + '/profile.html');
 
 // Loads the bundle and the kit's inputs into window.prof; the tasks are
 // then run by name, one call per evaluate so the profiler brackets them.
-await tab.evaluate(async () => {
+await tab.evaluate(async (threads) => {
   const { ClipWasm } = await import('/clipwasm.js');
   const npy = async (url) => {
     const buf = await (await fetch(url)).arrayBuffer();
@@ -151,7 +170,7 @@ await tab.evaluate(async () => {
     images.push(new ImageData(rgba, 224, 224));
   }
   const prompts = (await (await fetch('/peers/prompts.txt')).text()).split('\n').filter(Boolean);
-  const clip = await ClipWasm.load('/models/bundle/manifest.json');
+  const clip = await ClipWasm.load('/models/bundle/manifest.json', { threads });
   window.prof = {
     clip,
     tasks: {
@@ -160,14 +179,68 @@ await tab.evaluate(async () => {
       text_80: () => clip.embedText(prompts),
     },
   };
-  return clip.backend;
-}).then((b) => console.log(`backend: ${b}`));
+  return `${clip.backend}, ${clip.threads} thread(s)`;
+}, Number(opt.threads)).then((b) => console.log(`backend: ${b}`));
 
-const runTask = (name) => tab.evaluate(async (name) => {
-  const t0 = performance.now();
-  await window.prof.tasks[name]();
-  return performance.now() - t0;
-}, name);
+// runTask runs a task once and returns its wall time and the CPU time of
+// the busiest renderer thread meanwhile (the engine's worker): on a shared
+// machine the wall time follows other processes' load, the thread's CPU
+// time much less.
+async function runTask(name) {
+  const before = rendererThreadTicks();
+  const wall = await tab.evaluate(async (name) => {
+    const t0 = performance.now();
+    await window.prof.tasks[name]();
+    return performance.now() - t0;
+  }, name);
+  const after = rendererThreadTicks();
+  let busiest = 0;
+  for (const [tid, t] of after) busiest = Math.max(busiest, t - (before.get(tid) ?? 0));
+  return { wall, cpu: busiest * 1000 / CLOCK_TICKS };
+}
+
+// CLOCK_TICKS is the unit of /proc's CPU times (USER_HZ, 100 on Linux).
+const CLOCK_TICKS = 100;
+
+// rendererThreadTicks returns user+system CPU ticks by thread id for every
+// thread of the Chromium renderer processes descended from this process,
+// read from /proc (empty where there is no /proc).
+function rendererThreadTicks() {
+  const parent = new Map();
+  const renderers = [];
+  let pids = [];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return new Map();
+  }
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parent.set(pid, stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--type=renderer')) renderers.push(pid);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const mine = (pid) => {
+    for (let p = pid; p && p !== '0' && p !== '1'; p = parent.get(p)) if (p === String(process.pid)) return true;
+    return false;
+  };
+  const ticks = new Map();
+  for (const pid of renderers.filter(mine)) {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        ticks.set(tid, Number(f[11]) + Number(f[12]));
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  return ticks;
+}
 
 {
   await attachWorker();
@@ -179,13 +252,18 @@ const report = {};
 const runs = Number(opt.runs);
 for (const task of opt.tasks.split(',')) {
   await runTask(task); // warm-up
-  const times = [];
+  const results = [];
   await workerSend('Profiler.start');
-  for (let i = 0; i < runs; i++) times.push(await runTask(task));
+  for (let i = 0; i < runs; i++) results.push(await runTask(task));
   const { profile } = await workerSend('Profiler.stop');
-  times.sort((a, b) => a - b);
-  const median = times[times.length >> 1];
-  report[task] = { median_ms: median, times_ms: times, ...summarize(profile, runs) };
+  const sorted = (xs) => [...xs].sort((a, b) => a - b);
+  const times = sorted(results.map((r) => r.wall));
+  const cpu = sorted(results.map((r) => r.cpu));
+  report[task] = {
+    median_ms: times[times.length >> 1], times_ms: times,
+    cpu_median_ms: cpu[cpu.length >> 1], cpu_ms: cpu,
+    ...summarize(profile, runs),
+  };
   print(task, report[task]);
 }
 if (opt.json) writeFileSync(opt.json, JSON.stringify(report, null, 1));
@@ -225,7 +303,8 @@ function summarize(profile, runs) {
 }
 
 function print(task, r) {
-  console.log(`\n== ${task}: median ${r.median_ms.toFixed(1)} ms (${r.times_ms.map((t) => t.toFixed(0)).join(', ')})`);
+  console.log(`\n== ${task}: median ${r.median_ms.toFixed(1)} ms (${r.times_ms.map((t) => t.toFixed(0)).join(', ')}); ` +
+    `worker CPU median ${r.cpu_median_ms.toFixed(0)} ms (${r.cpu_ms.map((t) => t.toFixed(0)).join(', ')})`);
   const top = Number(opt.top);
   console.log(`   sampled ${r.sampled_ms.toFixed(1)} ms per run; self time per run:`);
   for (const [k, v] of r.self.slice(0, top)) console.log(`   ${v.toFixed(2).padStart(9)}  ${k}`);
