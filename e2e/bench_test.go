@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +36,7 @@ func memory(tb testing.TB) (renderer, all float64) {
 // benchJS loads a bundle and times, after warm-up runs, the peers kit's
 // tasks (../shared/peers: image b1 and b8 from images_u8.npy, the 80
 // prompts), then reads back the first outputs for the correctness check.
-const benchJS = `async ({ model, runs, warmup }) => {
+const benchJS = `async ({ model, runs, warmup, threads }) => {
   const { ClipWasm } = await import('/clipwasm.js');
   const npy = async (url) => {
     const buf = await (await fetch(url)).arrayBuffer();
@@ -66,13 +67,13 @@ const benchJS = `async ({ model, runs, warmup }) => {
   };
   const url = '/models/' + model + '/manifest.json';
   let t0 = performance.now();
-  let clip = await ClipWasm.load(url);
+  let clip = await ClipWasm.load(url, { threads });
   const loadMs = performance.now() - t0;
   clip.dispose();
   t0 = performance.now();
-  clip = await ClipWasm.load(url);
+  clip = await ClipWasm.load(url, { threads });
   const cachedLoadMs = performance.now() - t0;
-  const out = { backend: clip.backend, loadMs, cachedLoadMs, info: clip.info };
+  const out = { backend: clip.backend, threads: clip.threads, loadMs, cachedLoadMs, info: clip.info };
   out.image_b1 = await time(() => clip.embedImage(images[0]));
   out.image_b8 = await time(() => clip.embedImages(images));
   out.text_80 = await time(() => clip.embedText(prompts));
@@ -86,8 +87,9 @@ const benchJS = `async ({ model, runs, warmup }) => {
 // BenchmarkViTB32 runs the peers kit's ViT-B/32 tasks in the browser, on
 // int8 and f32 bundles converted from the kit's weights, and reports
 // median milliseconds, load times and Chromium's memory with both towers
-// loaded. The weights are $CLIPWASM_PEERS_WEIGHTS, else the kit's work
-// folder's ($PEERS_WORK, default ../.peers)
+// loaded, on 1 and 2 threads (the harness is cross-origin isolated). The
+// weights are $CLIPWASM_PEERS_WEIGHTS, else the kit's work folder's
+// ($PEERS_WORK, default ../.peers)
 // models/ViT-B-32-seed0/weights.safetensors: run ../shared/peers/run.sh
 // ViT-B/32, or node ../shared/peers/gen_weights.mjs --arch ViT-B/32 --seed 0
 // --out DIR. Run it once per invocation:
@@ -123,44 +125,50 @@ func BenchmarkViTB32(b *testing.B) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("converting: %v\n%s", err, out)
 		}
-		b.Run(q, func(b *testing.B) {
-			for range b.N {
-				// The page's renderer before the engine starts.
-				baseRenderer, _ := memory(b)
-				var r struct {
-					Backend              string
-					LoadMs, CachedLoadMs float64
-					ImageB1              float64 `json:"image_b1"`
-					ImageB8              float64 `json:"image_b8"`
-					Text80               float64 `json:"text_80"`
-					Image                []float32
-					Text                 [][]float32
-					Stats                struct{ SysBytes, HeapBytes float64 }
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", q, threads), func(b *testing.B) {
+				for range b.N {
+					// The page's renderer before the engine starts.
+					baseRenderer, _ := memory(b)
+					var r struct {
+						Backend              string
+						Threads              int
+						LoadMs, CachedLoadMs float64
+						ImageB1              float64 `json:"image_b1"`
+						ImageB8              float64 `json:"image_b8"`
+						Text80               float64 `json:"text_80"`
+						Image                []float32
+						Text                 [][]float32
+						Stats                struct{ SysBytes, HeapBytes float64 }
+					}
+					eval(b, benchJS, map[string]any{"model": name, "runs": 5, "warmup": 1, "threads": threads}, &r)
+					if r.Threads != threads {
+						b.Fatalf("the engine runs on %d threads, asked for %d", r.Threads, threads)
+					}
+					renderer, all := memory(b)
+					var text []float32
+					for _, t := range r.Text {
+						text = append(text, t...)
+					}
+					b.ReportMetric(r.ImageB1, "image_b1_ms")
+					b.ReportMetric(r.ImageB8, "image_b8_ms")
+					b.ReportMetric(r.Text80, "text_80_ms")
+					b.ReportMetric(r.LoadMs, "load_ms")
+					b.ReportMetric(r.CachedLoadMs, "cached_load_ms")
+					b.ReportMetric(renderer, "renderer_MB")
+					b.ReportMetric(all, "browser_MB")
+					b.ReportMetric(r.Stats.SysBytes/(1<<20), "wasm_MB")
+					b.ReportMetric(r.Stats.HeapBytes/(1<<20), "go_heap_MB")
+					b.ReportMetric(baseRenderer, "renderer_idle_MB")
+					b.ReportMetric(cosineMin(r.Image, wantImage.F32, 512), "image_min_cos")
+					b.ReportMetric(cosineMin(text, wantText.F32, 512), "text_min_cos")
+					b.ReportMetric(relDiff(r.Image, wantImage.F32, wantImage.F32), "image_rel_diff")
+					b.ReportMetric(relDiff(text, wantText.F32, wantText.F32), "text_rel_diff")
+					b.Logf("%s on %s, %d threads", name, r.Backend, r.Threads)
+					eval(b, `() => { window.benchClip.dispose(); delete window.benchClip; }`, nil, nil)
 				}
-				eval(b, benchJS, map[string]any{"model": name, "runs": 5, "warmup": 1}, &r)
-				renderer, all := memory(b)
-				var text []float32
-				for _, t := range r.Text {
-					text = append(text, t...)
-				}
-				b.ReportMetric(r.ImageB1, "image_b1_ms")
-				b.ReportMetric(r.ImageB8, "image_b8_ms")
-				b.ReportMetric(r.Text80, "text_80_ms")
-				b.ReportMetric(r.LoadMs, "load_ms")
-				b.ReportMetric(r.CachedLoadMs, "cached_load_ms")
-				b.ReportMetric(renderer, "renderer_MB")
-				b.ReportMetric(all, "browser_MB")
-				b.ReportMetric(r.Stats.SysBytes/(1<<20), "wasm_MB")
-				b.ReportMetric(r.Stats.HeapBytes/(1<<20), "go_heap_MB")
-				b.ReportMetric(baseRenderer, "renderer_idle_MB")
-				b.ReportMetric(cosineMin(r.Image, wantImage.F32, 512), "image_min_cos")
-				b.ReportMetric(cosineMin(text, wantText.F32, 512), "text_min_cos")
-				b.ReportMetric(relDiff(r.Image, wantImage.F32, wantImage.F32), "image_rel_diff")
-				b.ReportMetric(relDiff(text, wantText.F32, wantText.F32), "text_rel_diff")
-				b.Logf("%s on %s", name, r.Backend)
-				eval(b, `() => { window.benchClip.dispose(); delete window.benchClip; }`, nil, nil)
-			}
-		})
+			})
+		}
 	}
 }
 
