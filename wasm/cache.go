@@ -51,14 +51,14 @@ func request(url string) *serviceworker.Union {
 func byteString(s string) *patch.ByteString { return patch.ByteStringFromJS(js.ValueOf(s)) }
 
 // Get implements worker.Store.
-func (s *cacheStore) Get(_ context.Context, url string) ([]byte, string, bool, error) {
+func (s *cacheStore) Get(_ context.Context, url string, dst []byte) (string, bool, error) {
 	c, err := s.open()
 	if err != nil {
-		return nil, "", false, err
+		return "", false, err
 	}
 	v, err := await(c.Match(request(url), nil).JSValue())
 	if err != nil || !v.Truthy() {
-		return nil, "", false, err
+		return "", false, err
 	}
 	resp := fetch.ResponseFromJS(v)
 	var sum string
@@ -67,9 +67,13 @@ func (s *cacheStore) Get(_ context.Context, url string) ([]byte, string, bool, e
 	}
 	buf, err := await(resp.ArrayBuffer().JSValue())
 	if err != nil {
-		return nil, "", false, err
+		return "", false, err
 	}
-	return goBytes(uint8Array.New(buf)), sum, true, nil
+	if buf.Get("byteLength").Int() != len(dst) {
+		return "", false, nil
+	}
+	js.CopyBytesToGo(dst, uint8Array.New(buf))
+	return sum, true, nil
 }
 
 // Put implements worker.Store.
@@ -78,7 +82,7 @@ func (s *cacheStore) Put(_ context.Context, url string, data []byte, sum string)
 	if err != nil {
 		return err
 	}
-	resp := fetch.NewResponse(fetch.UnionFromJS(jsBytes(data)), &fetch.ResponseInit{
+	resp := fetch.NewResponse(fetch.UnionFromJS(jsScratch(data)), &fetch.ResponseInit{
 		Status:     200,
 		StatusText: byteString("OK"),
 		Headers: [][]*patch.ByteString{

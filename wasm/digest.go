@@ -20,7 +20,7 @@ func webCryptoSHA256() func([]byte) (string, error) {
 	}
 	algorithm := crypto.UnionFromJS(js.ValueOf("SHA-256"))
 	return func(data []byte) (string, error) {
-		digest, err := await(subtle.Digest(algorithm, crypto.UnionFromJS(jsBytes(data))).JSValue())
+		digest, err := await(subtle.Digest(algorithm, crypto.UnionFromJS(jsScratch(data))).JSValue())
 		if err != nil {
 			return "", err
 		}

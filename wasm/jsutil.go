@@ -30,6 +30,27 @@ func jsBytes(b []byte) js.Value {
 	return u
 }
 
+// scratch is one Uint8Array reused to hand bytes to browser APIs that copy
+// their argument when called (WebCrypto's digest, the Response
+// constructor). A fresh copy of each shard for each of them is garbage
+// that V8 frees late: after a ViT-B/32 int8 load it held about 300 MB of
+// the renderer's memory.
+var scratch js.Value
+
+// jsScratch copies b into the scratch buffer and returns a view of it that
+// is valid until the next call: only for APIs that copy it before
+// returning. (Go's js/wasm runs one goroutine at a time and switches only
+// when one blocks, so nothing runs between this call and the next JS call
+// of the goroutine that made it.)
+func jsScratch(b []byte) js.Value {
+	if scratch.IsUndefined() || scratch.Length() < len(b) {
+		scratch = uint8Array.New(len(b))
+	}
+	v := scratch.Call("subarray", 0, len(b))
+	js.CopyBytesToJS(v, b)
+	return v
+}
+
 // float32Array copies x into a new Float32Array. js.CopyBytesToJS takes
 // bytes only, so the floats go over as their little-endian bytes (wasm is
 // little-endian, as is every typed array on the platforms that run it).

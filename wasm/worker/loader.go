@@ -27,8 +27,10 @@ type Doer interface {
 // browser), keyed by the shard's absolute URL and stored with its SHA-256,
 // so that a manifest naming other content for the same URL invalidates it.
 type Store interface {
-	// Get returns the stored bytes and hash; ok is false if url is absent.
-	Get(ctx context.Context, url string) (data []byte, sha256 string, ok bool, err error)
+	// Get reads the stored bytes of url into dst and returns their hash;
+	// ok is false if url is absent or holds another number of bytes than
+	// len(dst).
+	Get(ctx context.Context, url string, dst []byte) (sha256 string, ok bool, err error)
 	// Put stores data, returning an error wrapping ErrQuota when storage is
 	// full.
 	Put(ctx context.Context, url string, data []byte, sha256 string) error
@@ -120,11 +122,18 @@ func (l *Loader) Load(ctx context.Context, manifestURL string) (*shards.Bundle, 
 	p.mu.Lock()
 	p.Phase, p.TotalBytes, p.TotalFiles = PhaseDownload, res.Bytes, res.Files
 	p.mu.Unlock()
+	// Every shard goes into one allocation made up front: the model keeps
+	// them all (quantized matrices alias them), and sixteen-odd separate
+	// 16 MiB buffers allocated among the download's garbage left the
+	// wasm heap (which never shrinks) ~60 MB above the live bytes.
 	data := make(map[string][]byte, len(m.Shards))
+	arena := make([]byte, res.Bytes)
+	for _, s := range m.Shards {
+		data[s.File], arena = arena[:s.Size:s.Size], arena[s.Size:]
+	}
 	var missing []int
 	for i, s := range m.Shards {
-		if b := c.get(ctx, s, urls[i]); b != nil {
-			data[s.File] = b
+		if c.get(ctx, s, urls[i], data[s.File]) {
 			res.CachedFiles++
 			res.CachedBytes += s.Size
 			p.add(s.Size, 1, true)
@@ -134,16 +143,27 @@ func (l *Loader) Load(ctx context.Context, manifestURL string) (*shards.Bundle, 
 	}
 	p.emit(true)
 
-	var mu sync.Mutex
+	// Downloads run in parallel, but one shard at a time is hashed and
+	// stored: each of those hands the browser its own copy of the shard,
+	// and four at once kept ~50 MB more in the renderer at the load's peak.
+	var mu, handOver sync.Mutex
 	err = l.parallel(ctx, len(missing), func(ctx context.Context, j int) error {
 		s := m.Shards[missing[j]]
-		b, resumed, err := l.download(ctx, s, urls[missing[j]], p)
+		b := data[s.File]
+		resumed, err := l.download(ctx, s, urls[missing[j]], b, p)
 		if err != nil {
 			return err
 		}
-		c.put(ctx, urls[missing[j]], b, s.SHA256)
+		handOver.Lock()
+		err = l.verify(s, b)
+		if err == nil {
+			c.put(ctx, urls[missing[j]], b, s.SHA256)
+		}
+		handOver.Unlock()
+		if err != nil {
+			return err
+		}
 		mu.Lock()
-		data[s.File] = b
 		res.Downloaded += s.Size
 		res.Resumed += resumed
 		mu.Unlock()
@@ -233,11 +253,10 @@ feed:
 	return firstErr
 }
 
-// download fetches one shard into a buffer of its manifest size, resuming
-// after broken connections, and verifies it. It returns how many times it
-// resumed.
-func (l *Loader) download(ctx context.Context, s shards.ShardEntry, u string, p *progress) ([]byte, int, error) {
-	buf := make([]byte, s.Size)
+// download fetches one shard into buf (of its manifest size), resuming
+// after broken connections, and returns how many times it resumed. The
+// caller verifies the bytes.
+func (l *Loader) download(ctx context.Context, s shards.ShardEntry, u string, buf []byte, p *progress) (int, error) {
 	var got int64
 	resumed, failures := 0, 0
 	for {
@@ -247,7 +266,7 @@ func (l *Loader) download(ctx context.Context, s shards.ShardEntry, u string, p 
 		}
 		var e *Error
 		if ctx.Err() != nil || (errors.As(err, &e) && e.Code != CodeNetwork) {
-			return nil, 0, err
+			return 0, err
 		}
 		if n > got {
 			failures = 0
@@ -255,7 +274,7 @@ func (l *Loader) download(ctx context.Context, s shards.ShardEntry, u string, p 
 			failures++
 		}
 		if failures > l.Retries {
-			return nil, 0, err
+			return 0, err
 		}
 		if n > 0 {
 			resumed++
@@ -264,13 +283,10 @@ func (l *Loader) download(ctx context.Context, s shards.ShardEntry, u string, p 
 		select {
 		case <-time.After(l.Backoff << max(failures-1, 0)):
 		case <-ctx.Done():
-			return nil, 0, netError(ctx, s.File, ctx.Err())
+			return 0, netError(ctx, s.File, ctx.Err())
 		}
 	}
-	if err := l.verify(s, buf); err != nil {
-		return nil, 0, err
-	}
-	return buf, resumed, nil
+	return resumed, nil
 }
 
 // verify checks data against the shard's manifest entry. (Its length is
@@ -423,27 +439,24 @@ func (c *cache) prune(ctx context.Context, prefix string, keep []string) {
 	}
 }
 
-// get returns the stored bytes of shard s if they are there and verify.
-// An entry stored for other content is deleted.
-func (c *cache) get(ctx context.Context, s shards.ShardEntry, u string) []byte {
+// get reads the stored bytes of shard s into dst and reports whether they
+// were there and verify. An entry stored for other content is deleted.
+func (c *cache) get(ctx context.Context, s shards.ShardEntry, u string, dst []byte) bool {
 	if !c.enabled() {
-		return nil
+		return false
 	}
-	data, sum, ok, err := c.store.Get(ctx, u)
+	sum, ok, err := c.store.Get(ctx, u, dst)
 	if err != nil {
 		c.fail(err)
-		return nil
+		return false
 	}
-	if !ok {
-		return nil
-	}
-	if sum == s.SHA256 && c.verify(s, data) == nil {
-		return data
+	if ok && sum == s.SHA256 && c.verify(s, dst) == nil {
+		return true
 	}
 	if err := c.store.Delete(ctx, u); err != nil {
 		c.fail(err)
 	}
-	return nil
+	return false
 }
 
 func (c *cache) put(ctx context.Context, u string, data []byte, sum string) {

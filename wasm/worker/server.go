@@ -32,19 +32,26 @@ type Server struct {
 // the limit is soft, and the heap grows.
 const memoryHeadroom = 32 << 20
 
+// loadHeadroom is the room while a model loads. The download's garbage
+// (the fetch glue copies each chunk of a response into a new slice, as
+// much again as the shards) is collected whenever it fills this: the
+// collections are cheap (shard bytes hold no pointers), and every MB of
+// room would stay in the wasm memory for good.
+const loadHeadroom = 8 << 20
+
 // limitMemory bounds the heap to what is live now (after a collection),
-// plus incoming bytes of a model being loaded, plus memoryHeadroom. In the
+// plus incoming bytes of a model being loaded, plus headroom. In the
 // browser the heap lives in wasm memory, which never shrinks, so GOGC's
 // default of letting the heap double would keep room for a second model
 // for good.
-func (s *Server) limitMemory(incoming int64) {
+func (s *Server) limitMemory(incoming, headroom int64) {
 	if s.SetMemoryLimit == nil {
 		return
 	}
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	s.SetMemoryLimit(int64(ms.HeapAlloc) + incoming + memoryHeadroom)
+	s.SetMemoryLimit(int64(ms.HeapAlloc) + incoming + headroom)
 }
 
 // NewServer returns a server that posts events with send, loads bundles
@@ -151,8 +158,8 @@ func (s *Server) load(ctx context.Context, req Request) (*LoadResult, error) {
 	// While loading, the old model and the new one are both alive. Should
 	// the new one take more than its shard bytes (tensors decoded rather
 	// than aliased), the limit is soft: the heap grows as it must.
-	l.OnManifest = func(m *shards.Manifest) { s.limitMemory(m.TotalSize()) }
-	defer s.limitMemory(0)
+	l.OnManifest = func(m *shards.Manifest) { s.limitMemory(m.TotalSize(), loadHeadroom) }
+	defer s.limitMemory(0, memoryHeadroom)
 	b, res, err := l.Load(ctx, req.URL)
 	if err != nil {
 		return nil, err

@@ -78,11 +78,15 @@ func newMemStore() *memStore {
 	return &memStore{data: map[string][]byte{}, sums: map[string]string{}}
 }
 
-func (s *memStore) Get(_ context.Context, url string) ([]byte, string, bool, error) {
+func (s *memStore) Get(_ context.Context, url string, dst []byte) (string, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.data[url]
-	return d, s.sums[url], ok, nil
+	if !ok || len(d) != len(dst) {
+		return "", false, nil
+	}
+	copy(dst, d)
+	return s.sums[url], true, nil
 }
 
 func (s *memStore) Put(_ context.Context, url string, data []byte, sum string) error {
@@ -91,7 +95,7 @@ func (s *memStore) Put(_ context.Context, url string, data []byte, sum string) e
 	if s.failPut != nil {
 		return s.failPut
 	}
-	s.data[url], s.sums[url] = data, sum
+	s.data[url], s.sums[url] = slices.Clone(data), sum
 	return nil
 }
 
@@ -453,7 +457,7 @@ func TestServer(t *testing.T) {
 	}
 	// Set for the incoming model, then for the one kept: both hold it.
 	size := e.Result.(*LoadResult).Bytes
-	if len(limits) != 2 || limits[0] < size+memoryHeadroom || limits[1] < size+memoryHeadroom {
+	if len(limits) != 2 || limits[0] < size+loadHeadroom || limits[1] < size+memoryHeadroom {
 		t.Errorf("memory limits %v for a %d-byte model", limits, size)
 	}
 	s.Handle(Request{V: 1, ID: 6, Op: OpClassify, Images: []Image{rgbaPixels(t, "tiny_17x29.png")},
