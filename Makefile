@@ -147,3 +147,30 @@ e2e: wasm
 		-run TestTextStopsAtLastEOT ./wasm/worker
 	cd e2e && npm ci --ignore-scripts --no-audit --no-fund
 	$(GO) test -tags e2e -count=1 -timeout 30m -v ./e2e
+
+# --- The browser engine beside ONNX Runtime Web (../shared/peers) ---
+# make peers-web: the kit's ViT-B/32 in headless Chromium, 1 and 2 threads:
+#   ONNX Runtime Web (wasm SIMD, fp32) and this engine on an int8 bundle in
+#   one kit run, then the f32 bundle (e2e/peers_engine.mjs is the kit's
+#   ENGINE_CMD; bundles are converted once into bin/peers-bundles/). The
+#   report: .peers/results/ViT-B-32-seed0/report.md.
+# make wasm-size-check: fails when a shipped engine binary is over
+#   WASM_GZIP_MAX bytes gzipped (issue 4's bar: 2 MB).
+PEERS_KIT     ?= ../shared/peers
+WASM_GZIP_MAX ?= 2000000
+
+.PHONY: peers-web wasm-size-check
+
+peers-web: wasm
+	$(GO) build -o $(BIN)/weights-converter ./weights-converter
+	cd e2e && npm ci --ignore-scripts --no-audit --no-fund
+	CLIPWASM_QUANT=int8 ENGINE_NAME=clipwasm-web-int8 ENGINE_CMD="node $(CURDIR)/e2e/peers_engine.mjs" \
+		$(PEERS_KIT)/run.sh ViT-B/32 ort-web-wasm clipwasm-web-int8
+	CLIPWASM_QUANT=f32 ENGINE_NAME=clipwasm-web-f32 ENGINE_CMD="node $(CURDIR)/e2e/peers_engine.mjs" \
+		$(PEERS_KIT)/run.sh ViT-B/32 clipwasm-web-f32
+
+wasm-size-check: wasm
+	@for f in web/clipwasm*.wasm; do \
+		n=$$(gzip -9c $$f | wc -c); \
+		if [ $$n -gt $(WASM_GZIP_MAX) ]; then echo "$$f: $$n bytes gzipped, over $(WASM_GZIP_MAX)" >&2; exit 1; fi; \
+		echo "$$f: $$n bytes gzipped (at most $(WASM_GZIP_MAX))"; done
