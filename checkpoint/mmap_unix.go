@@ -30,5 +30,9 @@ func openSource(path string) (source, error) {
 	}
 	// The mapping outlives the descriptor.
 	f.Close()
-	return &byteSource{data: data, release: func() error { return syscall.Munmap(data) }}, nil
+	addMapping(data)
+	return &byteSource{data: data, release: func() error {
+		dropMapping(data)
+		return syscall.Munmap(data)
+	}}, nil
 }

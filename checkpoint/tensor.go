@@ -147,6 +147,8 @@ func (t *Tensor) Float32() ([]float32, error) {
 			out[i] = float32(int8(b[i]))
 		}
 	}
+	// The values are copied out: the file's pages need not stay resident.
+	releasePages(t.data)
 	return out, nil
 }
 

@@ -17,8 +17,12 @@
 // matrices whose rounding costs the embeddings most per byte a step more
 // precise (int8 under q4, f32 under int8) within --budget, a percentage of
 // the matrices' bytes (default 8.5% for q4, 2.5% for int8). --calibrate=false
-// rounds each weight to its nearest code instead and streams the
-// checkpoint without holding the float32 model.
+// rounds each weight to its nearest code instead.
+//
+// The converter streams the checkpoint: neither the calibration nor the
+// self-check holds the float32 model (quantize.Stream reads each matrix
+// when it is used), so converting an f16 ViT-L/14 (855 MB) peaks at about
+// 1.5× the checkpoint's size, heap and resident set alike.
 //
 // The tokenizer stored in the bundle comes from --vocab; else from
 // vocab.json and merges.txt (or bpe_simple_vocab_16e6.txt.gz) beside the
@@ -38,9 +42,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -53,12 +59,41 @@ import (
 )
 
 func main() {
+	// Only the command sets process-wide limits: tests call run in-process.
+	limitMemory = true
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "weights-converter:", err)
 		}
 		os.Exit(1)
 	}
+}
+
+// limitMemory says that run may set the process's soft memory limit (see
+// setMemoryLimit).
+var limitMemory bool
+
+// setMemoryLimit sets the garbage collector's soft memory limit to 1.5×
+// the size of the checkpoint at path (at least 256 MiB), unless GOMEMLIMIT
+// sets one. The converter streams the checkpoint, so what it holds live
+// is well under that; without the limit the collector lets garbage grow
+// to as much again as the live heap, which would take the conversion of a
+// ViT-L/14 past twice its checkpoint's size.
+func setMemoryLimit(path string) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	var size int64
+	filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable: convert.Open reports it
+		}
+		if info, err := d.Info(); err == nil && info.Mode().IsRegular() {
+			size += info.Size()
+		}
+		return nil
+	})
+	debug.SetMemoryLimit(max(size/2*3, 256<<20))
 }
 
 // options are the parsed command line.
@@ -103,7 +138,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.cache, "cache", "", "download cache (default $XDG_CACHE_HOME/clipwasm or ~/.cache/clipwasm)")
 	fs.StringVar(&o.hubURL, "hub-url", "", "hub address (default $HF_ENDPOINT or "+hub.DefaultURL+")")
 	fs.BoolVar(&o.quiet, "quiet", false, "no download progress")
-	fs.BoolVar(&o.skipVerify, "no-verify", false, "skip the check of the bundle against the original model (it holds the model in float32)")
+	fs.BoolVar(&o.skipVerify, "no-verify", false, "skip the check of the bundle against the original model (it runs both models on the portable backend)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -143,6 +178,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if in, err = download(o, stdout, stderr); err != nil {
 			return err
 		}
+	}
+	if limitMemory {
+		setMemoryLimit(in)
 	}
 	m, err := convert.Open(in)
 	if err != nil {
@@ -184,8 +222,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // writeBundle converts m into a bundle at out. Under int8 and q4 with copt
-// set it calibrates first (holding m in float32 meanwhile) and returns the
-// plan it wrote. Under f16 it stores exactly every matrix binary16 holds
+// set it calibrates first and returns the plan it wrote. Under f16 it stores exactly every matrix binary16 holds
 // (row-scaled for BatchNorm-folded convolutions) and, with copt set,
 // rounds the others where quantize.PlanF16 measures that the embeddings
 // stay within quantize.F16Target; without copt it keeps them all f32.

@@ -33,7 +33,9 @@ const (
 // portable backend, runs both on the same random inputs and prints the
 // lowest cosine between their embeddings per tower, with a warning where
 // one is below minCosine for the scheme. It fails if the bundle cannot be
-// loaded or run.
+// loaded or run. Both models are streamed (quantize.Stream): each float32
+// matrix is read from orig, or from the bundle, when it is used, so the
+// check holds neither model in float32.
 func selfCheck(w io.Writer, orig clip.Weights, dir string, quant shards.Scheme) error {
 	b, err := shards.Open(dir)
 	if err != nil {
@@ -41,11 +43,11 @@ func selfCheck(w io.Writer, orig clip.Weights, dir string, quant shards.Scheme) 
 	}
 	defer b.Close()
 	backend := purego.New(0)
-	ref, err := clip.Build(b.Config, orig, backend)
+	ref, err := quantize.Stream(b.Config, orig, backend)
 	if err != nil {
 		return fmt.Errorf("self-check: original model: %w", err)
 	}
-	got, err := clip.Build(b.Config, b, backend)
+	got, err := quantize.Stream(b.Config, b, backend)
 	if err != nil {
 		return fmt.Errorf("self-check: bundle: %w", err)
 	}
@@ -80,14 +82,20 @@ func embed(m *clip.Model, images []float32, tokens [][]int) (img, txt []float32,
 	return img, txt, err
 }
 
+// embedStreamed is embed on a streamed model.
+func embedStreamed(m *quantize.Streamed, images []float32, tokens [][]int) (img, txt []float32, err error) {
+	img, txt, err = embed(m.Model, images, tokens)
+	return img, txt, cmp.Or(err, m.Err())
+}
+
 // compare runs both models on the inputs and returns the lowest cosine
 // between their image embeddings and between their text embeddings.
-func compare(ref, got *clip.Model, images []float32, tokens [][]int) (img, txt float64, err error) {
-	ri, rt, err := embed(ref, images, tokens)
+func compare(ref, got *quantize.Streamed, images []float32, tokens [][]int) (img, txt float64, err error) {
+	ri, rt, err := embedStreamed(ref, images, tokens)
 	if err != nil {
 		return 0, 0, fmt.Errorf("original model: %w", err)
 	}
-	gi, gt, err := embed(got, images, tokens)
+	gi, gt, err := embedStreamed(got, images, tokens)
 	if err != nil {
 		return 0, 0, fmt.Errorf("bundle: %w", err)
 	}

@@ -179,10 +179,12 @@ func (r *statsRecorder) Linear(dst, x []float32, m int, w *kernels.Matrix, bias 
 }
 
 // recordInputs runs the float32 model on the calibration inputs and
-// returns the recorded inputs of every matrix it multiplies.
+// returns the recorded inputs of every matrix it multiplies. The model is
+// streamed (see Stream): each matrix is read from w when it is used.
 func recordInputs(cfg clip.Config, w clip.Weights, b kernels.Backend, calib *inputs) (map[string]*inputStats, error) {
-	r := &statsRecorder{Backend: b, names: map[*kernels.Matrix]string{}, stats: map[string]*inputStats{}}
-	model, err := clip.Build(cfg, namedMatrices{w, r}, r)
+	s := newStream(b, w)
+	r := &statsRecorder{Backend: s, names: map[*kernels.Matrix]string{}, stats: map[string]*inputStats{}}
+	model, err := clip.Build(cfg, namedMatrices{s.weights(), r}, r)
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +195,9 @@ func recordInputs(cfg clip.Config, w clip.Weights, b kernels.Backend, calib *inp
 		}
 	}
 	if _, err := model.EncodeText(calib.tokens); err != nil {
+		return nil, err
+	}
+	if err := s.Err(); err != nil {
 		return nil, err
 	}
 	return r.stats, nil
