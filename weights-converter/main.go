@@ -21,14 +21,18 @@
 // scheme's cosine bar, the budget doubles until they are close enough or
 // the bundle has grown by the larger of --budget and 4 MiB (so a small
 // model may go most of the way to int8; full-size ones keep their size).
-// --calibrate=false rounds each weight to its nearest code instead and
-// streams the checkpoint without holding the float32 model.
+// --calibrate=false rounds each weight to its nearest code instead.
 //
 // Under f16 every matrix that binary16 holds exactly is stored f16 (a
 // BatchNorm-folded convolution as its f16 weights and an f32 scale per
 // row); calibration measures which of the others may be rounded with the
 // embeddings staying within a quarter of the fixtures' tolerance
 // (1e-4·max), and the rest stay f32 (all of them with --calibrate=false).
+//
+// The converter streams the checkpoint: neither the calibration nor the
+// self-check holds the float32 model (quantize.Stream reads each matrix
+// when it is used), so converting an f16 ViT-L/14 (855 MB) peaks at about
+// 1.5× the checkpoint's size, heap and resident set alike.
 //
 // The tokenizer stored in the bundle comes from --vocab; else from
 // vocab.json and merges.txt (or bpe_simple_vocab_16e6.txt.gz) beside the
@@ -48,9 +52,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -64,12 +70,41 @@ import (
 )
 
 func main() {
+	// Only the command sets process-wide limits: tests call run in-process.
+	limitMemory = true
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "weights-converter:", err)
 		}
 		os.Exit(1)
 	}
+}
+
+// limitMemory says that run may set the process's soft memory limit (see
+// setMemoryLimit).
+var limitMemory bool
+
+// setMemoryLimit sets the garbage collector's soft memory limit to 1.5×
+// the size of the checkpoint at path (at least 256 MiB), unless GOMEMLIMIT
+// sets one. The converter streams the checkpoint, so what it holds live
+// is well under that; without the limit the collector lets garbage grow
+// to as much again as the live heap, which would take the conversion of a
+// ViT-L/14 past twice its checkpoint's size.
+func setMemoryLimit(path string) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	var size int64
+	filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable: convert.Open reports it
+		}
+		if info, err := d.Info(); err == nil && info.Mode().IsRegular() {
+			size += info.Size()
+		}
+		return nil
+	})
+	debug.SetMemoryLimit(max(size/2*3, 256<<20))
 }
 
 // options are the parsed command line.
@@ -114,7 +149,7 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.cache, "cache", "", "download cache (default $XDG_CACHE_HOME/clipwasm or ~/.cache/clipwasm)")
 	fs.StringVar(&o.hubURL, "hub-url", "", "hub address (default $HF_ENDPOINT or "+hub.DefaultURL+")")
 	fs.BoolVar(&o.quiet, "quiet", false, "no download progress")
-	fs.BoolVar(&o.skipVerify, "no-verify", false, "skip the check of the bundle against the original model (it holds the model in float32)")
+	fs.BoolVar(&o.skipVerify, "no-verify", false, "skip the check of the bundle against the original model (it runs both models on the portable backend)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -154,6 +189,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if in, err = download(o, stdout, stderr); err != nil {
 			return err
 		}
+	}
+	if limitMemory {
+		setMemoryLimit(in)
 	}
 	m, err := convert.Open(in)
 	if err != nil {
@@ -195,9 +233,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // writeBundle converts m into a bundle at out. Under int8 and q4 with copt
-// set it calibrates first (holding m in float32 meanwhile) and returns the
-// plan it wrote. Under f16 it stores exactly every matrix binary16 holds
-// (row-scaled for BatchNorm-folded convolutions) and, with copt set,
+// set it calibrates first and returns the plan it wrote. Under f16 it
+// stores exactly every matrix binary16 holds (row-scaled for
+// BatchNorm-folded convolutions) and, with copt set,
 // rounds the others where quantize.PlanF16 measures that the embeddings
 // stay within quantize.F16Target; without copt it keeps them all f32.
 func writeBundle(out string, m *convert.Model, tok *tokenizer.Tokenizer, wopt shards.Options, copt *quantize.Options) (*shards.Result, *quantize.Plan, error) {

@@ -31,6 +31,7 @@ package quantize
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"maps"
@@ -115,8 +116,6 @@ const (
 	evalRows   = 100
 	evalTexts  = 8
 	evalTokens = 24
-	// imageBatch bounds the images run at once during calibration.
-	imageBatch = 4
 )
 
 // The seeds of the calibration and evaluation inputs.
@@ -167,11 +166,13 @@ type Entry struct {
 }
 
 // planned is one matrix's stored form and the hash of the values it was
-// made from.
+// made from. A matrix planned float32 is a stand-in (see stream): the
+// bundle gets the values it is written from.
 type planned struct {
 	m    *kernels.Matrix
 	why  string
 	hash uint64
+	gptq bool // quantized with GPTQ (else rounded)
 }
 
 // Quantize implements shards.Quantizer: it returns the stored form planned
@@ -191,6 +192,9 @@ func (p *Plan) Quantize(req shards.MatrixRequest) (*kernels.Matrix, string, erro
 	if hashValues(req.Values) != e.hash {
 		return nil, "", fmt.Errorf("quantize: matrix %q has other values than it was planned for", req.Name)
 	}
+	if e.m.Scheme == kernels.SchemeF32 {
+		return kernels.NewMatrix(req.Rows, req.Cols, req.Values), e.why, nil
+	}
 	return e.m, e.why, nil
 }
 
@@ -204,8 +208,18 @@ func hashValues(vals []float32) uint64 {
 
 // Calibrate plans how to store the matrices of the float32 model w (config
 // cfg) in a bundle written with wopt, running the model on backend b. sot
-// and eot are the tokenizer's start and end of text ids. It holds the
-// float32 model in memory while it runs.
+// and eot are the tokenizer's start and end of text ids.
+//
+// It streams w (see Stream): the model runs with each float32 matrix read
+// from w when it is used, and each matrix is quantized as soon as its
+// inputs are known, so that what Calibrate holds is the plan (the
+// quantized matrices), the token table, one float32 matrix and its Gram
+// matrix at a time, and the activations of one tower on the calibration
+// inputs, run as one batch. Each matrix is quantized on the inputs the
+// float32 model gives it. (GPTQ's own order, each matrix on the inputs
+// that the matrices before it give once quantized, did as well on the
+// fixtures but for the tiny ResNet at q4, whose image tower's error rose
+// from 0.031 to 0.047, leaving the budget no bytes for the text tower.)
 func Calibrate(cfg clip.Config, w clip.Weights, b kernels.Backend, sot, eot int, wopt shards.Options, opt Options) (*Plan, error) {
 	if wopt.Quant != shards.Int8 && wopt.Quant != shards.Q4 {
 		return nil, fmt.Errorf("quantize: nothing to calibrate for %q (want int8 or q4)", wopt.Quant)
@@ -223,60 +237,74 @@ func Calibrate(cfg clip.Config, w clip.Weights, b kernels.Backend, sot, eot int,
 		return nil, err
 	}
 	w = ap.weights(w)
-	// The float32 model, its tensors read once and kept for the models
-	// built below.
-	cache := &cachedWeights{Weights: w, tensors: map[string][]float32{}, matrices: map[string]*kernels.Matrix{}}
-	rec := newRecorder(b, gramBlock)
-	ref, err := clip.Build(cfg, rec.weights(cache), rec)
+	s := newStream(b, w)
+	// The vectors, read once and kept for the models built below.
+	cache := &cachedWeights{Weights: s.weights(), tensors: map[string][]float32{}, matrices: map[string]*kernels.Matrix{}}
+	ref, err := clip.Build(cfg, cache, s)
 	if err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
 	evalImages := max(2, min(32, (evalRows+imageTokens(cfg)-1)/imageTokens(cfg)))
 	eval := newInputs(evaluationSeed, cfg, sot, eot, evalImages, evalTexts, evalTokens)
 	want, err := eval.embed(ref)
-	if err != nil {
+	if err = cmp.Or(err, s.Err()); err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
-	rec.on = true
-	calib := newInputs(calibrationSeed, cfg, sot, eot, opt.Images, opt.Texts, 0)
-	for i := 0; i < calib.n; i += imageBatch {
-		n := min(imageBatch, calib.n-i)
-		if _, err := ref.EncodeImage(calib.images[i*calib.size:(i+n)*calib.size], n); err != nil {
-			return nil, fmt.Errorf("quantize: %w", err)
+
+	p := &Plan{opt: wopt, matrices: map[string]*planned{}}
+	s.record = func(name string, m *kernels.Matrix, fill func(*gram)) (*kernels.Matrix, error) {
+		if p.matrices[name] != nil {
+			return nil, errors.New("multiplied twice in one calibration pass")
 		}
+		g := newGram(m.Cols, gramBlock)
+		fill(g)
+		q, why, err := p.quantize(b, m, g)
+		if err != nil {
+			return nil, err
+		}
+		p.matrices[name] = &planned{m: q, why: why, hash: hashValues(m.F32), gptq: true}
+		return m, nil // the pass stays the float32 model's
+	}
+	calib := newInputs(calibrationSeed, cfg, sot, eot, opt.Images, opt.Texts, 0)
+	if _, err := ref.EncodeImage(calib.images, calib.n); err != nil {
+		return nil, fmt.Errorf("quantize: %w", err)
 	}
 	if _, err := ref.EncodeText(calib.tokens); err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
-	rec.on = false
-	// The float32 model has run for the last time: drop what the backend
-	// prepared for its matrices (packed copies of every weight).
-	for _, m := range cache.matrices {
-		m.Prepared = nil
-	}
-
-	p := &Plan{opt: wopt, matrices: map[string]*planned{}}
-	base := map[string]*kernels.Matrix{}
-	for _, name := range cache.order {
-		m := cache.matrices[name]
-		e := Entry{Name: name}
-		g := rec.grams[name]
-		delete(rec.grams, name) // used once: free it for the next
-		q, why, err := p.quantize(b, m, g)
-		if err != nil {
-			return nil, fmt.Errorf("quantize: %s: %w", name, err)
-		}
-		e.Scheme, e.GPTQ, e.Why = schemeOf(q), g != nil, why
-		base[name] = q
-		p.matrices[name] = &planned{m: q, why: why, hash: hashValues(m.F32)}
-		p.Report = append(p.Report, e)
-	}
-	ev := &evaluator{cfg: cfg, cache: cache, b: b, in: eval, want: want}
-	us := p.units()
-	if err := p.measure(ev, base, us); err != nil {
+	s.record = nil
+	if err := s.Err(); err != nil {
 		return nil, err
 	}
-	if err := p.choose(ev, us, opt.Budget); err != nil {
+	base := map[string]*kernels.Matrix{}
+	for _, name := range cache.order {
+		pl := p.matrices[name]
+		if pl == nil {
+			// Only the token table is looked up rather than multiplied:
+			// without inputs to weigh its errors, it is rounded.
+			if name != tokenTable {
+				return nil, fmt.Errorf("quantize: %s: the calibration passes did not use it", name)
+			}
+			m := cache.matrices[name]
+			q, why, err := p.quantize(b, m, nil)
+			if err != nil {
+				return nil, fmt.Errorf("quantize: %s: %w", name, err)
+			}
+			pl = &planned{m: q, why: why, hash: hashValues(m.F32)}
+			p.matrices[name] = pl
+		}
+		base[name] = pl.m
+		p.Report = append(p.Report, Entry{Name: name, Scheme: schemeOf(pl.m), GPTQ: pl.gptq, Why: pl.why})
+	}
+	// The float32 token table is not needed again unless it is measured a
+	// step more precise: it is read anew then.
+	delete(cache.matrices, tokenTable)
+	ev := &evaluator{cfg: cfg, cache: cache, b: s, in: eval, want: want}
+	us := p.units()
+	if err := p.measure(ev, s, base, us); err != nil {
+		return nil, err
+	}
+	if err := p.choose(ev, s, us, opt.Budget); err != nil {
 		return nil, err
 	}
 	for t := range p.Towers {
@@ -286,11 +314,6 @@ func Calibrate(cfg clip.Config, w clip.Weights, b kernels.Backend, sot, eot int,
 	}
 	if err := p.chooseActivations(ev, ap); err != nil {
 		return nil, err
-	}
-	// Backends cache prepared forms of the matrices they ran (packed
-	// panels, widened integers): the plan keeps only the stored form.
-	for _, e := range p.matrices {
-		e.m.Prepared = nil
 	}
 	return p, nil
 }
@@ -312,13 +335,18 @@ func (p *Plan) quantize(b kernels.Backend, m *kernels.Matrix, g *gram) (*kernels
 	return q, why, err
 }
 
-// upgrade returns the matrix a step more precise than its stored scheme:
-// int8 (rounded) for q4, the float32 values for int8.
-func (p *Plan) upgrade(m *kernels.Matrix, stored shards.Scheme) *kernels.Matrix {
-	if stored == shards.Q4 {
-		return shards.QuantizeInt8(m.Rows, m.Cols, m.F32, p.opt.RoundScale)
+// upgrade returns the matrix name, stored as q, a step more precise: int8
+// (rounded from its float32 values, read from s) for q4, the float32
+// values (as the streamed model holds them) for int8.
+func (p *Plan) upgrade(s *stream, name string, q *kernels.Matrix) (*kernels.Matrix, error) {
+	if schemeOf(q) == shards.Q4 {
+		m, err := s.src.Matrix(name, q.Rows, q.Cols)
+		if err != nil {
+			return nil, fmt.Errorf("quantize: %w", err)
+		}
+		return shards.QuantizeInt8(m.Rows, m.Cols, m.F32, p.opt.RoundScale), nil
 	}
-	return m
+	return s.matrix(name, q.Rows, q.Cols)
 }
 
 // unit is a set of matrices measured and kept together (see units).
@@ -377,8 +405,8 @@ const maxDepthGroups = 12
 
 // measure sets the towers' Base error and each unit's gain and bytes, and
 // its members' Gain and Bytes: every matrix in its base form but the
-// unit's, made a step more precise.
-func (p *Plan) measure(ev *evaluator, base map[string]*kernels.Matrix, us []*unit) error {
+// unit's, made a step more precise (read from s).
+func (p *Plan) measure(ev *evaluator, s *stream, base map[string]*kernels.Matrix, us []*unit) error {
 	p.Towers[0].Name, p.Towers[1].Name = "image", "text"
 	for t := range p.Towers {
 		var err error
@@ -390,7 +418,10 @@ func (p *Plan) measure(ev *evaluator, base map[string]*kernels.Matrix, us []*uni
 	for _, u := range us {
 		for _, i := range u.members {
 			e := &p.Report[i]
-			up := p.upgrade(ev.cache.matrices[e.Name], e.Scheme)
+			up, err := p.upgrade(s, e.Name, base[e.Name])
+			if err != nil {
+				return err
+			}
 			u.bytes += p.bytes(up, schemeOf(up)) - p.bytes(base[e.Name], e.Scheme)
 			mix[e.Name] = up
 		}
@@ -424,8 +455,9 @@ func (p *Plan) measure(ev *evaluator, base map[string]*kernels.Matrix, us []*uni
 // is no noise: the tiny ResNet's image tower, whose attention pool turns
 // small changes into large ones, measures losses up to six times its
 // largest gain, and taking those starves the text tower. A tower with
-// nothing left that fits drops out.
-func (p *Plan) choose(ev *evaluator, us []*unit, budget float64) error {
+// nothing left that fits drops out. The matrices a step more precise are
+// read from s.
+func (p *Plan) choose(ev *evaluator, s *stream, us []*unit, budget float64) error {
 	var total int64
 	for _, e := range p.Report {
 		total += p.bytes(p.matrices[e.Name].m, e.Scheme)
@@ -435,15 +467,26 @@ func (p *Plan) choose(ev *evaluator, us []*unit, budget float64) error {
 	kept, tried := map[*unit]bool{}, map[*unit]bool{}
 	// keep stores u's matrices a step more precise and returns how to
 	// undo it.
-	keep := func(u *unit, why string) (undo func()) {
+	keep := func(u *unit, why string) (undo func(), err error) {
+		var undos []func()
+		undo = func() {
+			for _, f := range undos {
+				f()
+			}
+			kept[u] = false
+			left += u.bytes
+		}
 		kept[u] = true
 		left -= u.bytes
-		var undos []func()
 		for _, i := range u.members {
 			e, pl := &p.Report[i], p.matrices[p.Report[i].Name]
 			old, oldPl := *e, *pl
 			undos = append(undos, func() { *e, *pl = old, oldPl })
-			up := p.upgrade(ev.cache.matrices[e.Name], e.Scheme)
+			up, err := p.upgrade(s, e.Name, pl.m)
+			if err != nil {
+				undo()
+				return nil, err
+			}
 			e.Scheme, e.Kept = schemeOf(up), true
 			e.Why = fmt.Sprintf("kept %s %s: %s raised the %s embeddings' relative squared error by %.2g (of %.2g with every matrix %s)",
 				e.Scheme, why, old.Scheme, p.Towers[u.tower].Name, u.gain, p.Towers[u.tower].Base, p.opt.Quant)
@@ -452,13 +495,7 @@ func (p *Plan) choose(ev *evaluator, us []*unit, budget float64) error {
 			}
 			pl.m, pl.why = up, e.Why
 		}
-		return func() {
-			for _, f := range undos {
-				f()
-			}
-			kept[u] = false
-			left += u.bytes
-		}
+		return undo, nil
 	}
 	// best returns the unit of tower t that fits with the highest score
 	// among those ok accepts, or nil.
@@ -487,7 +524,10 @@ func (p *Plan) choose(ev *evaluator, us []*unit, budget float64) error {
 		}
 		if u := best(t, func(u *unit) bool { return !tried[u] && u.gain > 0 }, perByte); u != nil {
 			tried[u] = true
-			undo := keep(u, "for its sensitivity")
+			undo, err := keep(u, "for its sensitivity")
+			if err != nil {
+				return err
+			}
 			now, err := ev.towerError(p.stored(), t)
 			if err != nil {
 				return err
@@ -498,7 +538,9 @@ func (p *Plan) choose(ev *evaluator, us []*unit, budget float64) error {
 				cur[t] = now
 			}
 		} else if u := best(t, func(u *unit) bool { return u.gain >= -top[t] }, gain); u != nil {
-			keep(u, "as the budget allowed")
+			if _, err := keep(u, "as the budget allowed"); err != nil {
+				return err
+			}
 		} else {
 			open[t] = false
 		}
@@ -510,7 +552,9 @@ func (p *Plan) choose(ev *evaluator, us []*unit, budget float64) error {
 	// image tower reaches the q4 bar on the fixture's pictures only so.)
 	for t := range p.Towers {
 		for u := best(t, func(*unit) bool { return true }, gain); u != nil; u = best(t, func(*unit) bool { return true }, gain) {
-			keep(u, "as the budget allowed")
+			if _, err := keep(u, "as the budget allowed"); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -648,6 +692,9 @@ type evaluator struct {
 // embeddings (0 image, 1 text) with the matrices m in place.
 func (ev *evaluator) towerError(m map[string]*kernels.Matrix, tower int) (float64, error) {
 	got, err := ev.in.embedTower(mustBuild(ev.cfg, ev.cache, m, ev.b), tower)
+	if s, ok := ev.b.(*stream); ok && err == nil {
+		err = s.Err()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("quantize: %w", err)
 	}
