@@ -183,3 +183,47 @@ func TestShardedHuggingFace(t *testing.T) {
 	clip.Normalize(img, m.Config.EmbedDim)
 	fixtures.AssertClose(t, "image_embeds", img, fixtures.LoadNpy(t, "hf", "hf_tiny_gelu_fp16", "image_embeds.npy").F32, 1e-4)
 }
+
+// TestRowScaled checks that every BatchNorm-folded convolution of the tiny
+// ResNet offers its factors, that their float32 product is the folded
+// tensor bit for bit, and that no other tensor offers any.
+func TestRowScaled(t *testing.T) {
+	fixtures.Require(t)
+	m, err := convert.Open(fixtures.Path("openai", "rn_tiny", "rn_tiny.state_dict.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	folded := 0
+	for _, tn := range m.Tensors {
+		f := tn.RowScaled()
+		isConv := strings.HasPrefix(tn.Name, "visual.") && strings.HasSuffix(tn.Name, ".weight") && !strings.Contains(tn.Name, "attnpool")
+		if (f != nil) != isConv {
+			t.Errorf("%s: row-scaled factors %v, want %v", tn.Name, f != nil, isConv)
+		}
+		if f == nil {
+			continue
+		}
+		folded++
+		vals, err := tn.Float32()
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, scale, err := f()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(base) != len(vals) || len(scale) != tn.Shape[0] {
+			t.Fatalf("%s: %d base values and %d scales for shape %v", tn.Name, len(base), len(scale), tn.Shape)
+		}
+		cols := len(vals) / len(scale)
+		for i, v := range vals {
+			if base[i]*scale[i/cols] != v {
+				t.Fatalf("%s: value %d is %g, base·scale %g", tn.Name, i, v, base[i]*scale[i/cols])
+			}
+		}
+	}
+	if folded != 22 {
+		t.Errorf("%d folded convolutions, want 22", folded)
+	}
+}
