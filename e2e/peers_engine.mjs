@@ -19,8 +19,8 @@
 // {threads: T} and feeds images.npy (already normalised, NCHW) through
 // embedPixels and tokens.npy through embedTokens; only that call is timed.
 // Contention: the kit's rule (lib/procstat.mjs, lib/npy.mjs), with this
-// browser's processes as "own". peak_rss_mb is the page's renderer
-// process (its workers run there) at its peak, polled every 100 ms.
+// browser's processes as "own". peak_rss_mb is the peak resident memory
+// (VmHWM) of the page's renderer process, where its workers run.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -105,6 +105,7 @@ try {
       output: file, others_cpu_cores: info.others_cpu_cores, all_times_ms: info.all_times_ms, all_busy: info.all_busy,
       discarded: info.discarded,
       extra: { threads_requested: threads, bundle_mb: +(r.bundleBytes / 1e6).toFixed(1), browser_peak_rss_mb: +r.rss.total_mb.toFixed(1),
+        renderer_rss_at_end_mb: +r.rss.renderer_now_mb.toFixed(1),
         wasm_memory_mb: +(r.stats.sysBytes / (1 << 20)).toFixed(1), go_heap_mb: +(r.stats.heapBytes / (1 << 20)).toFixed(1) },
     };
     fs.appendFileSync(path.join(outDir, 'results.jsonl'), JSON.stringify(rec) + '\n');
@@ -239,11 +240,12 @@ async function withBrowser(fn) {
   }
 }
 
-// rendererPeak polls the resident memory of this browser's processes
-// (their command lines hold the profile folder): the largest renderer's
-// and all of them together.
+// rendererPeak follows the memory of this browser's processes (their
+// command lines hold the profile folder): the largest renderer's peak
+// (VmHWM, so no spike between polls is missed) and its resident memory at
+// the last reading, and the peak of all of them together (polled).
 function rendererPeak(marker) {
-  const peak = { renderer_mb: 0, total_mb: 0 };
+  const peak = { renderer_mb: 0, renderer_now_mb: 0, total_mb: 0 };
   const tick = () => {
     let total = 0;
     for (const pid of fs.readdirSync('/proc')) {
@@ -251,9 +253,13 @@ function rendererPeak(marker) {
       try {
         const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
         if (!cmd.includes(marker)) continue;
-        const kb = Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-        total += kb / 1024;
-        if (cmd.includes('--type=renderer')) peak.renderer_mb = Math.max(peak.renderer_mb, kb / 1024);
+        const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+        const mb = (field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
+        total += mb('VmRSS');
+        if (cmd.includes('--type=renderer') && mb('VmHWM') >= peak.renderer_mb) {
+          peak.renderer_mb = mb('VmHWM');
+          peak.renderer_now_mb = mb('VmRSS');
+        }
       } catch { /* the process ended */ }
     }
     peak.total_mb = Math.max(peak.total_mb, total);
