@@ -78,7 +78,6 @@ function resolve(p) {
     return own && existsSync(own) ? own : inside(path.join(root, 'kernels', 'wasmsimd'), p.slice('/kernels/'.length));
   }
   if (p.startsWith('/models/bundle/')) return inside(opt.bundle, p.slice('/models/bundle/'.length));
-  if (p.startsWith('/peers/')) return inside(peers, p.slice('/peers/'.length));
   return inside(web, p.slice(1));
 }
 
@@ -150,26 +149,25 @@ tab.on('console', (m) => console.error(`page ${m.type()}: ${m.text()}`));
 tab.on('worker', (w) => w.on('console', (m) => console.error(`worker ${m.type()}: ${m.text()}`)));
 await tab.goto(base + '/profile.html');
 
-// Loads the bundle and the kit's inputs into window.prof; the tasks are
-// then run by name, one call per evaluate so the profiler brackets them.
-await tab.evaluate(async (threads) => {
+// The kit's inputs, read here: images_u8.npy [8, 224, 224, 3] as RGBA
+// pixels (base64, for the trip into the page) and the prompts.
+const kitImages = (() => {
+  const npy = readFileSync(path.join(peers, 'images_u8.npy'));
+  const rgb = npy.subarray(10 + npy.readUInt16LE(8));
+  const size = 224 * 224;
+  return Array.from({ length: rgb.length / (3 * size) }, (_, i) => {
+    const rgba = Buffer.alloc(4 * size, 255);
+    for (let p = 0; p < size; p++) rgb.copy(rgba, 4 * p, 3 * (i * size + p), 3 * (i * size + p + 1));
+    return rgba.toString('base64');
+  });
+})();
+const prompts = readFileSync(path.join(peers, 'prompts.txt'), 'utf8').split('\n').filter(Boolean);
+
+// Loads the bundle and the inputs into window.prof; the tasks are then run
+// by name, one call per evaluate so the profiler brackets them.
+await tab.evaluate(async ({ threads, kitImages, prompts }) => {
   const { ClipWasm } = await import('/clipwasm.js');
-  const npy = async (url) => {
-    const buf = await (await fetch(url)).arrayBuffer();
-    const headerLen = new DataView(buf).getUint16(8, true);
-    return new Uint8Array(buf, 10 + headerLen);
-  };
-  const u8 = await npy('/peers/images_u8.npy'); // [8,224,224,3]
-  const images = [];
-  for (let i = 0; i < 8; i++) {
-    const rgba = new Uint8ClampedArray(224 * 224 * 4);
-    for (let p = 0; p < 224 * 224; p++) {
-      rgba.set(u8.subarray((i * 224 * 224 + p) * 3, (i * 224 * 224 + p + 1) * 3), 4 * p);
-      rgba[4 * p + 3] = 255;
-    }
-    images.push(new ImageData(rgba, 224, 224));
-  }
-  const prompts = (await (await fetch('/peers/prompts.txt')).text()).split('\n').filter(Boolean);
+  const images = kitImages.map((b64) => new ImageData(Uint8ClampedArray.from(atob(b64), (c) => c.charCodeAt(0)), 224, 224));
   const clip = await ClipWasm.load('/models/bundle/manifest.json', { threads });
   window.prof = {
     clip,
@@ -180,7 +178,7 @@ await tab.evaluate(async (threads) => {
     },
   };
   return `${clip.backend}, ${clip.threads} thread(s)`;
-}, Number(opt.threads)).then((b) => console.log(`backend: ${b}`));
+}, { threads: Number(opt.threads), kitImages, prompts }).then((b) => console.log(`backend: ${b}`));
 
 // runTask runs a task once and returns its wall time and the CPU time of
 // the busiest renderer thread meanwhile (the engine's worker): on a shared
@@ -265,6 +263,24 @@ for (const task of opt.tasks.split(',')) {
     ...summarize(profile, runs),
   };
   print(task, report[task]);
+}
+// A check that the profiled engine computes the right thing: image b1's
+// cosine to PyTorch's output on the kit's seed-0 weights (meaningful when
+// the bundle was converted from those).
+const expected = path.join(peers, '..', 'models', 'ViT-B-32', 'expected-seed0', 'torch_image_b1.npy');
+if (existsSync(expected)) {
+  const got = await tab.evaluate(async () => Array.from(await window.prof.tasks.image_b1()));
+  const npy = readFileSync(expected);
+  const body = npy.subarray(10 + npy.readUInt16LE(8));
+  const want = new Float32Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.length));
+  let dot = 0, gg = 0, ww = 0;
+  for (let i = 0; i < want.length; i++) {
+    dot += got[i] * want[i];
+    gg += got[i] * got[i];
+    ww += want[i] * want[i];
+  }
+  report.image_b1_cosine_to_torch = dot / Math.sqrt(gg * ww);
+  console.log(`\nimage b1 cosine to PyTorch (seed-0 weights): ${report.image_b1_cosine_to_torch.toFixed(6)}`);
 }
 if (opt.json) writeFileSync(opt.json, JSON.stringify(report, null, 1));
 await browserApp.close();
