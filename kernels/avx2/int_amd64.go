@@ -24,12 +24,13 @@ import (
 // where int8 activations, with CLIP's outlier channels, fall to 0.9987.
 //
 // With AVX512_VNNI the same products run on VPDPWSSD over ZMM registers
-// (qgemm512), about twice the AVX2 kernel's rate on a Sapphire Rapids-class
-// Xeon. VPDPBUSD (u8 × s8, four products per lane) would do twice as many
-// products per instruction again, but only with 8-bit activations: on
-// full-size ViT-B/32 with random weights (TestFullSizeInt8) they double the
-// embedding error (text cosine 0.99937 against 0.99966), and on layers
-// with outlier channels they fall below the 0.999 bar, as above.
+// (qgemm512), about twice the AVX2 kernel's rate (measured on a Xeon with
+// AMX and AVX512_FP16, so Sapphire Rapids or later). VPDPBUSD (u8 × s8,
+// four products per lane) would do twice as many products per instruction
+// again, but only with 8-bit activations: on full-size ViT-B/32 with
+// random weights (TestFullSizeInt8) they double the embedding error (text
+// cosine 0.99937 against 0.99966), and on layers with outlier channels
+// they fall below the 0.999 bar, as above.
 //
 // q4 weights are unpacked once to int8 (values −8..7) in the same panel
 // layout; their per-32 block scales are applied by the kernel every 16
