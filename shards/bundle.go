@@ -212,7 +212,8 @@ func (b *Bundle) matrix(t *TensorEntry) (*kernels.Matrix, error) {
 }
 
 // matrixOf makes a kernels.Matrix of rows rows of t from stored bytes:
-// int8 and q4 values alias data, scales and f32/f16 values are decoded.
+// int8, q4 and (where f32View can) f32 values alias data; scales and
+// other values are decoded.
 func matrixOf(t *TensorEntry, data, scales []byte, rows int) (*kernels.Matrix, error) {
 	_, cols, err := rowsCols(t.Shape)
 	if err != nil {
@@ -222,7 +223,12 @@ func matrixOf(t *TensorEntry, data, scales []byte, rows int) (*kernels.Matrix, e
 	switch t.Scheme {
 	case F32, F16:
 		m.Scheme = kernels.SchemeF32
-		m.F32, err = decodeFloats(t.DType, data)
+		if t.DType == DTypeF32 && t.ScaleDType == "" {
+			m.F32 = f32View(data)
+		}
+		if m.F32 == nil {
+			m.F32, err = decodeFloats(t.DType, data)
+		}
 		if err == nil && t.ScaleDType != "" {
 			err = scaleRows(m.F32, cols, t.ScaleDType, scales)
 		}
@@ -260,6 +266,23 @@ func scaleRows(vals []float32, cols int, dt DType, scales []byte) error {
 		vals[i] *= s[i/cols]
 	}
 	return nil
+}
+
+// littleEndian reports whether this machine stores numbers as shard files
+// do.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// f32View returns F32 bytes as float32 values without copying them, or nil
+// where it cannot: on a big-endian machine, or where b is not 4-byte
+// aligned (the writer aligns F32 data within shards; shard buffers are
+// aligned). Aliasing halves the memory of an f32 bundle in the browser,
+// whose copy of the shards is the model's. The values must not be
+// written: shards opened by Open are read-only mappings.
+func f32View(b []byte) []float32 {
+	if !littleEndian || len(b)%4 != 0 || uintptr(unsafe.Pointer(unsafe.SliceData(b)))%4 != 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
 }
 
 // decodeFloats widens little-endian F32 or F16 bytes to float32.

@@ -126,10 +126,12 @@ func (l *Loader) Load(ctx context.Context, manifestURL string) (*shards.Bundle, 
 	// them all (quantized matrices alias them), and sixteen-odd separate
 	// 16 MiB buffers allocated among the download's garbage left the
 	// wasm heap (which never shrinks) ~60 MB above the live bytes.
+	// Each shard starts 8-byte aligned, so that f32 tensors can alias it
+	// (see shards' f32View).
 	data := make(map[string][]byte, len(m.Shards))
-	arena := make([]byte, res.Bytes)
+	arena := make([]byte, res.Bytes+7*int64(len(m.Shards)))
 	for _, s := range m.Shards {
-		data[s.File], arena = arena[:s.Size:s.Size], arena[s.Size:]
+		data[s.File], arena = arena[:s.Size:s.Size], arena[(s.Size+7)&^7:]
 	}
 	var missing []int
 	for i, s := range m.Shards {
