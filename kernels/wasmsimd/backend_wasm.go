@@ -283,11 +283,12 @@ const convWeightBlock = 64
 
 // convGEMM is Linear for a convolution's im2col rows, except that quantized
 // weights run with float32 activations, widened a block of output channels
-// at a time (int8 by the i8_dequant kernel: in plain Go it took 4% of a
-// ViT-B/32 image's time in Chromium, for the patch embedding alone). Per-pixel activation quantization costs ResNet towers far more
-// fidelity than transformer tokens (rn_tiny int8 in Chromium: cosine 0.989
-// to f32 with it), and a convolution has many pixel rows per weight, so
-// widening the weights is a small share of its work.
+// at a time (int8 by the i8_dequant kernel: in plain Go, widening the patch
+// embedding alone took 4% of a ViT-B/32 image's time in Chromium).
+// Per-pixel activation quantization costs ResNet towers far more fidelity
+// than transformer tokens (rn_tiny int8 in Chromium: cosine 0.989 to f32
+// with it), and a convolution has many pixel rows per weight, so widening
+// the weights is a small share of its work.
 func (b *backend) convGEMM(dst, x []float32, m int, w *kernels.Matrix, bias []float32) {
 	if w.Scheme == kernels.SchemeF32 || w.Scheme == "" {
 		b.Linear(dst, x, m, w, bias)
