@@ -1,8 +1,6 @@
 package actquant
 
 import (
-	"sync"
-
 	"github.com/clipwasm/clipwasm/kernels"
 )
 
@@ -11,15 +9,11 @@ import (
 type backend struct {
 	kernels.Backend
 	mode Mode
-
-	mu    sync.Mutex
-	codes map[*kernels.Matrix]*intWeights
 }
 
-// intWeights is a quantized matrix's int8 form, its row sums, and its
+// intWeights is a quantized matrix's per-row scales and code sums, and its
 // codes as integer-valued float32 matrices of at most exactCols columns.
 type intWeights struct {
-	q8     []int8
 	scales []float32
 	sums   []int32
 	chunks []*kernels.Matrix
@@ -38,27 +32,23 @@ const exactCols = 1024
 // everything else, float32 Linear and Conv2D included (the browser
 // convolves quantized weights with float32 activations), runs on inner.
 // The integer sums are computed exactly on inner's float32 GEMM (see
-// exactCols); the backend keeps a float32 copy of each matrix's codes.
+// exactCols), with the weights' codes widened to float32 on each call:
+// O(n·k) work beside the GEMM's O(m·n·k), and no copy of the model kept.
 func New(inner kernels.Backend, mode Mode) kernels.Backend {
-	return &backend{Backend: inner, mode: mode, codes: map[*kernels.Matrix]*intWeights{}}
+	return &backend{Backend: inner, mode: mode}
 }
 
 // Name identifies the backend, its activation mode and the wrapped backend.
 func (b *backend) Name() string { return "actquant-" + b.mode.String() + "+" + b.Backend.Name() }
 
-// weights returns w's integer form, made on first use.
-func (b *backend) weights(w *kernels.Matrix) *intWeights {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if iw := b.codes[w]; iw != nil {
-		return iw
-	}
+// widen returns w's integer form.
+func widen(w *kernels.Matrix) *intWeights {
 	q8, scales, err := Int8Weights(w)
 	if err != nil {
 		panic(err.Error()) // clip.Build validated every matrix
 	}
 	n, k := w.Rows, w.Cols
-	iw := &intWeights{q8: q8, scales: scales, sums: make([]int32, n)}
+	iw := &intWeights{scales: scales, sums: make([]int32, n)}
 	RowSums(iw.sums, q8, k, n, k)
 	for c0 := 0; c0 < k; c0 += exactCols {
 		kc := min(exactCols, k-c0)
@@ -70,7 +60,6 @@ func (b *backend) weights(w *kernels.Matrix) *intWeights {
 		}
 		iw.chunks = append(iw.chunks, kernels.NewMatrix(n, kc, f))
 	}
-	b.codes[w] = iw
 	return iw
 }
 
@@ -88,7 +77,7 @@ func (b *backend) Linear(dst, x []float32, m int, w *kernels.Matrix, bias []floa
 	if m == 0 || n == 0 {
 		return
 	}
-	iw := b.weights(w)
+	iw := widen(w)
 	sx, zx := make([]float32, m), make([]int32, m)
 	codes := make([]float32, m*k) // the activation codes, as float32 integers
 	if b.mode == U7 {
