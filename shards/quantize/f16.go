@@ -82,7 +82,7 @@ func PlanF16(cfg clip.Config, w clip.Weights, b kernels.Backend, sot, eot int, e
 		rounded[name] = roundF16(m)
 	}
 	us := plan.units()
-	cost := make(map[*unit]float64, len(us))
+	alone := make(map[*unit]float64, len(us))
 	for _, u := range us {
 		mix := map[string]*kernels.Matrix{}
 		for _, i := range u.members {
@@ -94,23 +94,29 @@ func PlanF16(cfg clip.Config, w clip.Weights, b kernels.Backend, sot, eot int, e
 		if err != nil {
 			return nil, err
 		}
-		cost[u] = e / float64(u.bytes)
+		alone[u] = e
 	}
-	slices.SortStableFunc(us, func(a, b *unit) int { return cmp.Compare(cost[a], cost[b]) })
+	perByte := func(u *unit) float64 { return alone[u] / float64(u.bytes) }
+	slices.SortStableFunc(us, func(a, b *unit) int { return cmp.Compare(perByte(a), perByte(b)) })
 	chosen := map[string]*kernels.Matrix{}
 	for _, u := range us {
-		mix := maps.Clone(chosen)
-		for _, i := range u.members {
-			name := plan.Report[i].Name
-			mix[name] = rounded[name]
-		}
-		e, err := ev.maxRelError(mix, u.tower)
-		if err != nil {
-			return nil, err
-		}
+		// A unit past the target on its own is kept without measuring it
+		// again with the others rounded.
+		e := alone[u]
 		if e <= F16Target {
-			chosen, p.Towers[u.tower] = mix, e
-			continue
+			mix := maps.Clone(chosen)
+			for _, i := range u.members {
+				name := plan.Report[i].Name
+				mix[name] = rounded[name]
+			}
+			var err error
+			if e, err = ev.maxRelError(mix, u.tower); err != nil {
+				return nil, err
+			}
+			if e <= F16Target {
+				chosen, p.Towers[u.tower] = mix, e
+				continue
+			}
 		}
 		for _, i := range u.members {
 			name := plan.Report[i].Name
