@@ -53,9 +53,9 @@
 // quickgelu, about 1% each in softmax and P·V, under 1% in layernorm and
 // add; f32 bundles spend about 90% in f32_gemm_relaxed. i8_gemm's fastest
 // calls reach 60–64 GOP/s, and so did two other tilings tried (4 rows of
-// i16-widened activations by 2 weight rows, with and without rows
-// interleaved so that one pointer reaches them), although they issue 10–15%
-// fewer instructions per multiply-add: the remaining speed is in fewer
+// i16-widened activations by 2 weight rows, with and without the 4 rows
+// interleaved so that one pointer reaches them, which issues about 10%
+// fewer instructions per multiply-add): the remaining speed is in fewer
 // multiply-adds (text rows padded to a chunk's longest prompt) and in
 // threads, not in this loop.
 //
