@@ -12,10 +12,10 @@
 // D/weights.safetensors is converted once per quantization (CLIPWASM_QUANT,
 // default int8; the converter is $CLIPWASM_CONVERTER, default
 // bin/weights-converter) into bin/peers-bundles/, reconverted when the
-// weights' sha256 in D/manifest.json changes. web/ (make wasm) and the
-// bundle are served on 127.0.0.1 with COOP/COEP, so the page is
-// cross-origin isolated and threads are possible; a fresh Chromium and
-// profile per call. The page loads the engine through clipwasm.js with
+// weights (their sha256 in D/manifest.json) or the converter change.
+// web/ (make wasm) and the bundle are served on 127.0.0.1 with COOP/COEP,
+// so the page is cross-origin isolated and threads are possible; a fresh
+// Chromium and profile per call. The page loads the engine through clipwasm.js with
 // {threads: T} and feeds images.npy (already normalised, NCHW) through
 // embedPixels and tokens.npy through embedTokens; only that call is timed.
 // Contention: the kit's rule (lib/procstat.mjs, lib/npy.mjs), with this
@@ -26,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -167,19 +168,22 @@ function parseArgs(argv) {
 }
 
 // convertOnce converts the kit's weights into a bundle in bin/peers-bundles/
-// unless one made from the same weights (by sha256) is there.
+// unless one made from the same weights by the same converter (both by
+// sha256) is there.
 function convertOnce() {
   const slug = `${kitManifest.arch.replaceAll('/', '-')}-seed${kitManifest.seed}-${quant}`;
   const dir = path.join(REPO, 'bin', 'peers-bundles', slug);
-  const stamp = path.join(REPO, 'bin', 'peers-bundles', `${slug}.weights.sha256`);
-  const sha = kitManifest.files['weights.safetensors'];
-  if (fs.existsSync(path.join(dir, 'manifest.json')) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === sha) return dir;
+  const stamp = path.join(REPO, 'bin', 'peers-bundles', `${slug}.stamp`);
   const converter = process.env.CLIPWASM_CONVERTER ?? path.join(REPO, 'bin', 'weights-converter');
+  const made = `weights ${kitManifest.files['weights.safetensors']} converter `
+    + createHash('sha256').update(fs.readFileSync(converter)).digest('hex');
+  if (fs.existsSync(path.join(dir, 'manifest.json')) && fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === made) return dir;
   console.log(`[${peer}] converting ${modelDir}/weights.safetensors to a ${quant} bundle in ${dir}`);
   fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
   execFileSync(converter, ['--quiet', '--no-verify', '--in', path.join(modelDir, 'weights.safetensors'), '--out', dir, '--quant', quant],
-    { stdio: 'inherit' });
-  fs.writeFileSync(stamp, sha);
+    { stdio: 'inherit', cwd: REPO });
+  fs.writeFileSync(stamp, made);
   return dir;
 }
 
