@@ -274,7 +274,7 @@ function rendererPeak(marker) {
 
 function chromiumVersion() {
   try {
-    return /Chromium ([\d.]+)/.exec(execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8' }))?.[1] ?? '?';
+    return /Chromium ([\d.]+)/.exec(execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1] ?? '?';
   } catch {
     return '?';
   }
