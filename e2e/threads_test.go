@@ -203,10 +203,11 @@ type gemmRun struct {
 	OneMs, TwoMs float64
 }
 
-// gemmShapes are ViT-B/32's: m = 1 (one pooled token: a column split), 50
-// (image b1's tokens), 400 (b8), with its widths; and one below the
+// gemmShapes are ViT-B/32's: m = 1 (one pooled token), 50 (image b1's
+// tokens), 400 (b8), with its widths; odd ones with tails (n = 1000), too
+// few columns for column blocks (n = 40: row blocks), and one below the
 // threshold that stays on one thread.
-var gemmShapes = [][3]int{{1, 768, 768}, {1, 3072, 768}, {50, 768, 768}, {50, 3072, 768}, {400, 768, 768}, {7, 64, 37}}
+var gemmShapes = [][3]int{{1, 768, 768}, {1, 3072, 768}, {50, 768, 768}, {50, 3072, 768}, {400, 768, 768}, {50, 1000, 77}, {101, 40, 300}, {7, 64, 37}}
 
 // inWorkerJS runs the function source fn with data in a new module
 // Worker and returns its result: the pool's caller uses Atomics.wait,
@@ -242,8 +243,9 @@ func TestThreadedGEMMsMatchOneThread(t *testing.T) {
 		if r.FirstDiff >= 0 {
 			t.Errorf("%s m=%d n=%d k=%d: output %d differs between one thread and two", r.Kernel, r.M, r.N, r.K, r.FirstDiff)
 		}
-		if wantSplit := r.M*r.N*r.K >= 1<<20; r.Split != wantSplit {
-			t.Errorf("%s m=%d n=%d k=%d: split %v, want %v (threads.mjs MIN_WORK)", r.Kernel, r.M, r.N, r.K, r.Split, wantSplit)
+		// threads.mjs: MIN_WORK, and blocks of at least 32 columns or 8 rows.
+		if wantSplit := r.M*r.N*r.K >= 1<<20 && (r.N >= 64 || r.M >= 16); r.Split != wantSplit {
+			t.Errorf("%s m=%d n=%d k=%d: split %v, want %v", r.Kernel, r.M, r.N, r.K, r.Split, wantSplit)
 		}
 	}
 }

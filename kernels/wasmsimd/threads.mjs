@@ -8,14 +8,19 @@
 // engine imports its memory, shared, instead of defining it) and starts
 // threads − 1 helper workers, each with its own instance of the same
 // kernel modules over that memory. wrapKernels replaces each GEMM export
-// with one that cuts the output into threads parts — row blocks, or column
-// blocks when there are too few rows — posts the call to the helpers
-// through a small control block, computes part 0 itself and waits for the
-// others. Every output element is computed by the same kernel code with
-// the same operands as in one call (rows and columns of a GEMM are
-// independent, and the cuts fall on whole register tiles), so the results
-// are bit-identical to one thread's. Calls below MIN_WORK multiply-adds run
-// on the calling thread alone: waking the helpers costs tens of µs.
+// with one that cuts the output into blocks of columns (each block reads
+// only its own rows of W, so W, the large operand, is still read once) or,
+// when there are too few columns, of rows, and posts the call to the
+// helpers through a small control block. Every thread, the caller
+// included, then claims blocks one at a time until none is left, and the
+// caller waits for the blocks in progress. Claiming rather than a fixed
+// share per thread matters on a busy machine: a helper the OS does not
+// schedule in time just gets fewer blocks, instead of holding up the call.
+// Every output element is computed by the same kernel code with the same
+// operands as in one call (rows and columns of a GEMM are independent, and
+// the cuts fall on whole register tiles), so the results are bit-identical
+// to one thread's. Calls below MIN_WORK multiply-adds run on the calling
+// thread alone: waking the helpers costs tens of µs.
 //
 //   const pool = await startPool({ threads, memory, modules: [simd128, relaxed] });
 //   kernels = { ...kernels, exports: pool.wrapKernels(kernels.exports) };
@@ -49,19 +54,29 @@ const GEMMS = {
 };
 const GEMM_NAMES = Object.keys(GEMMS);
 
-// Blocks start on multiples of these: the kernels' register tiles are at
-// most 4 rows by 16 columns, and a column block of f32_gemm_nn narrower
-// than 8 would take its scalar path (not fused on the relaxed set).
+// Blocks start on multiples of these and span at least two of them: the
+// kernels' register tiles are at most 4 rows by 16 columns, and a column
+// block of f32_gemm_nn narrower than 8 would take its scalar path (not
+// fused on the relaxed set).
 const ROW_ALIGN = 4;
 const COL_ALIGN = 16;
+// Blocks per thread: enough for a late helper's share to be taken over,
+// few enough that each block is still a sizeable GEMM.
+const BLOCKS_PER_THREAD = 4;
 
 // The control block: Int32 slots in a SharedArrayBuffer of its own.
 const GEN = 0; // job generation, bumped by the caller to start a job
-const DONE = 1; // helpers finished with the current job
-const FAILED = 2; // a helper's kernel threw (its message goes to its console)
+const FINISHED = 1; // blocks computed in the current job
+const FAILED = 2; // a kernel threw (a helper prints its error to its console)
 const KERNEL = 3; // index into GEMM_NAMES
 const BY_COLS = 4; // 1: column blocks, 0: row blocks
-const PARTS = 5; // parts of the job (the pool's size)
+const BLOCKS = 5; // blocks in the current job
+// The next block to claim, tagged with the job: (generation & 0x7fff) << 16
+// | block. The caller closes a finished job (block CLOSED), so a helper
+// that wakes late can claim nothing of it, nor of a job whose arguments it
+// has not read.
+const CLAIM = 6;
+const CLOSED = 0xffff;
 const ARGS = 8; // the kernel's arguments, all i32
 const CONTROL_SLOTS = ARGS + 16;
 
@@ -143,7 +158,7 @@ export async function startPool({ threads, memory, modules }) {
           e.preventDefault();
           reject(new Error(`threads: helper ${i + 1} did not start: ${e.message}`));
         };
-        helper.postMessage({ memory, modules, control: control.buffer, part: i + 1 });
+        helper.postMessage({ memory, modules, control: control.buffer, helper: i + 1 });
       });
     }));
   } catch (err) {
@@ -188,53 +203,73 @@ function wrapKernels(exports, control, threads, counts) {
   return wrapped;
 }
 
-// run computes one GEMM call: the helpers take parts 1.. and this thread
-// part 0, then it waits for all of them.
+// run computes one GEMM call with the helpers: post it, claim blocks like
+// every helper, wait for the blocks still in progress, close the job.
 function run(kernel, index, args, control, threads, counts) {
   const spec = GEMMS[GEMM_NAMES[index]];
   counts.gemms++;
   const m = args[spec.m], n = args[spec.n], k = args[spec.n + 1];
-  let byCols;
+  let byCols, blocks;
   if (m * n * k < MIN_WORK) {
     return kernel(...args);
-  } else if (m >= threads * ROW_ALIGN) {
-    byCols = 0;
-  } else if (n >= threads * COL_ALIGN) {
-    byCols = 1;
+  } else if (n >= threads * 2 * COL_ALIGN) {
+    [byCols, blocks] = [1, Math.min(threads * BLOCKS_PER_THREAD, Math.floor(n / (2 * COL_ALIGN)))];
+  } else if (m >= threads * 2 * ROW_ALIGN) {
+    [byCols, blocks] = [0, Math.min(threads * BLOCKS_PER_THREAD, Math.floor(m / (2 * ROW_ALIGN)))];
   } else {
     return kernel(...args);
   }
   counts.split++;
+  const gen = (Atomics.load(control, GEN) + 1) | 0;
+  const tag = (gen & 0x7fff) << 16;
   control[KERNEL] = index;
   control[BY_COLS] = byCols;
-  control[PARTS] = threads;
+  control[BLOCKS] = blocks;
   for (let i = 0; i < args.length; i++) control[ARGS + i] = args[i];
-  Atomics.store(control, DONE, 0);
+  Atomics.store(control, FINISHED, 0);
   Atomics.store(control, FAILED, 0);
-  Atomics.add(control, GEN, 1);
+  Atomics.store(control, CLAIM, tag);
+  Atomics.store(control, GEN, gen);
   Atomics.notify(control, GEN);
-  let err = null;
-  try {
-    runPart(kernel, spec, args, byCols, 0, threads);
-  } catch (e) {
-    err = e;
+  const err = work(control, tag, (b) => runBlock(kernel, spec, args, byCols, b, blocks));
+  // Wait for the blocks helpers claimed, even after a failure here: they
+  // still read the arguments.
+  for (let spins = 0, done; (done = Atomics.load(control, FINISHED)) < blocks; spins++) {
+    if (spins >= SPIN) Atomics.wait(control, FINISHED, done);
   }
-  // Wait for every helper even after a failure here: they still read the
-  // control block.
-  for (let spins = 0, done; (done = Atomics.load(control, DONE)) < threads - 1; spins++) {
-    if (spins >= SPIN) Atomics.wait(control, DONE, done);
-  }
+  Atomics.store(control, CLAIM, tag | CLOSED);
   if (err) throw err;
   if (Atomics.load(control, FAILED)) throw new Error('threads: a GEMM failed in a helper worker (see its console)');
 }
 
-// runPart computes part `part` of `parts` of a GEMM call with arguments
-// args, row blocks or column blocks; an empty part calls nothing.
-function runPart(kernel, spec, args, byCols, part, parts) {
+// work claims blocks of the job tagged tag and runs them until none is
+// left, counting each finished block (and waking the caller after the
+// last). It returns the first error a block threw, having marked FAILED.
+function work(control, tag, runBlockAt) {
+  let err = null;
+  for (;;) {
+    const claim = Atomics.load(control, CLAIM);
+    const block = claim & 0xffff;
+    if ((claim & ~0xffff) !== tag || block >= control[BLOCKS]) return err;
+    if (Atomics.compareExchange(control, CLAIM, claim, claim + 1) !== claim) continue;
+    try {
+      runBlockAt(block);
+    } catch (e) {
+      err ??= e;
+      Atomics.store(control, FAILED, 1);
+    }
+    if (Atomics.add(control, FINISHED, 1) + 1 === control[BLOCKS]) Atomics.notify(control, FINISHED);
+  }
+}
+
+// runBlock computes block `block` of `blocks` of a GEMM call with
+// arguments args, row blocks or column blocks; an empty block calls
+// nothing.
+function runBlock(kernel, spec, args, byCols, block, blocks) {
   const total = args[byCols ? spec.n : spec.m];
   const align = byCols ? COL_ALIGN : ROW_ALIGN;
-  const bound = (p) => (p === parts ? total : Math.round((total * p) / parts / align) * align);
-  const start = bound(part), end = bound(part + 1);
+  const bound = (b) => (b === blocks ? total : Math.round((total * b) / blocks / align) * align);
+  const start = bound(block), end = bound(block + 1);
   if (end <= start) return;
   const a = args.slice();
   a[byCols ? spec.n : spec.m] = end - start;
@@ -244,32 +279,30 @@ function runPart(kernel, spec, args, byCols, part, parts) {
   kernel(...a);
 }
 
-// serve is a helper's loop: wait for a job, compute this helper's part,
-// report, forever.
-function serve(kernels, control, part) {
+// serve is a helper's loop: wait for a job, claim and compute blocks of
+// it, forever.
+function serve(kernels, control, helper) {
   for (let seen = Atomics.load(control, GEN); ;) {
     for (let spins = 0; Atomics.load(control, GEN) === seen; spins++) {
       if (spins >= SPIN) Atomics.wait(control, GEN, seen);
     }
     seen = Atomics.load(control, GEN);
+    // The arguments are the job's while the claim carries its tag: the
+    // caller rewrites them only after closing the job.
+    const tag = (seen & 0x7fff) << 16;
     const name = GEMM_NAMES[control[KERNEL]];
     const spec = GEMMS[name];
     const args = Array.from(control.subarray(ARGS, ARGS + spec.arity));
-    try {
-      runPart(kernels[name], spec, args, control[BY_COLS], part, control[PARTS]);
-    } catch (err) {
-      console.error(`threads: ${name} failed in helper ${part}:`, err);
-      Atomics.store(control, FAILED, 1);
-    }
-    Atomics.add(control, DONE, 1);
-    Atomics.notify(control, DONE);
+    const byCols = control[BY_COLS], blocks = control[BLOCKS];
+    const err = work(control, tag, (b) => runBlock(kernels[name], spec, args, byCols, b, blocks));
+    if (err) console.error(`threads: ${name} failed in helper ${helper}:`, err);
   }
 }
 
 // A helper worker: instantiate the kernels over the shared memory, say so,
 // then serve forever.
 if (new URL(import.meta.url).searchParams.get('role') === 'helper') {
-  self.onmessage = async ({ data: { memory, modules, control, part } }) => {
+  self.onmessage = async ({ data: { memory, modules, control, helper } }) => {
     self.onmessage = null;
     const kernels = {};
     try {
@@ -282,6 +315,6 @@ if (new URL(import.meta.url).searchParams.get('role') === 'helper') {
       return;
     }
     self.postMessage({ ready: true });
-    serve(kernels, new Int32Array(control), part);
+    serve(kernels, new Int32Array(control), helper);
   };
 }
