@@ -2,18 +2,14 @@ package imageproc
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/gif"
-	"image/jpeg"
 	"image/png"
 	"io"
 	"os"
-
-	"golang.org/x/image/webp"
 )
 
 // MaxPixels is the largest width×height Decode accepts (100 megapixels). The
@@ -26,11 +22,60 @@ const MaxPixels = 100_000_000
 const maxFileBytes = 512 << 20
 
 var (
-	// ErrFormat reports input that is not JPEG, PNG, GIF or WebP.
-	ErrFormat = errors.New("imageproc: unknown image format (want JPEG, PNG, GIF or WebP)")
+	// ErrFormat reports input in none of the formats Decode knows (JPEG,
+	// PNG, GIF or WebP; PNG or GIF in the js/wasm build).
+	ErrFormat = errors.New("imageproc: unknown image format (want " + formatNames() + ")")
 	// ErrTooLarge reports an image over MaxPixels (or a file over 512 MiB).
 	ErrTooLarge = errors.New("imageproc: image too large")
 )
+
+// format is an image format Decode detects by its first bytes.
+type format struct {
+	name   string
+	magic  func(data []byte) bool
+	config func(io.Reader) (image.Config, error)
+	decode func(data []byte) (*Image, error)
+}
+
+// formats are the formats Decode knows: the portable ones, then the
+// platform's (JPEG and WebP outside js/wasm, see formats_native.go).
+var formats = append(portableFormats, platformFormats...)
+
+// portableFormats are built everywhere: the browser engine decodes palette
+// images itself, since Pillow resizes them differently from the browser's
+// pixels (see web/decode.js).
+var portableFormats = []format{
+	{"PNG", func(b []byte) bool { return bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) }, png.DecodeConfig, decodePNG},
+	{"GIF", func(b []byte) bool {
+		return bytes.HasPrefix(b, []byte("GIF87a")) || bytes.HasPrefix(b, []byte("GIF89a"))
+	}, gif.DecodeConfig, decodeGIF},
+}
+
+// detectFormat returns the format whose magic data starts with, or nil.
+func detectFormat(data []byte) *format {
+	for i := range formats {
+		if formats[i].magic(data) {
+			return &formats[i]
+		}
+	}
+	return nil
+}
+
+// formatNames lists the known formats for ErrFormat, e.g. "PNG or GIF".
+func formatNames() string {
+	var s string
+	for i, f := range formats {
+		switch {
+		case i == 0:
+		case i == len(formats)-1:
+			s += " or "
+		default:
+			s += ", "
+		}
+		s += f.name
+	}
+	return s
+}
 
 func checkPixels(w, h int) error {
 	if int64(w)*int64(h) > MaxPixels {
@@ -55,7 +100,7 @@ func DecodeFile(path string) (*Image, error) {
 }
 
 // Decode reads a JPEG, PNG, GIF (first frame) or WebP image, detected from
-// its content, into the Pillow mode Pillow would report for it. A JPEG's
+// its content (PNG and GIF only in the js/wasm build, see formats), into the Pillow mode Pillow would report for it. A JPEG's
 // EXIF orientation is applied. Images over MaxPixels are refused from their
 // header, before decoding.
 func Decode(r io.Reader) (*Image, error) {
@@ -69,23 +114,11 @@ func Decode(r io.Reader) (*Image, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("%w: empty input", ErrFormat)
 	}
-	var (
-		name   string
-		config func(io.Reader) (image.Config, error)
-		decode func([]byte) (*Image, error)
-	)
-	switch {
-	case bytes.HasPrefix(data, []byte("\xff\xd8\xff")):
-		name, config, decode = "JPEG", jpeg.DecodeConfig, decodeJPEG
-	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
-		name, config, decode = "PNG", png.DecodeConfig, decodePNG
-	case bytes.HasPrefix(data, []byte("GIF87a")), bytes.HasPrefix(data, []byte("GIF89a")):
-		name, config, decode = "GIF", gif.DecodeConfig, decodeGIF
-	case len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP":
-		name, config, decode = "WebP", webp.DecodeConfig, decodeWebP
-	default:
+	f := detectFormat(data)
+	if f == nil {
 		return nil, fmt.Errorf("%w: starts with % x", ErrFormat, data[:min(len(data), 8)])
 	}
+	name, config, decode := f.name, f.config, f.decode
 	cfg, err := config(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("imageproc: reading %s header: %w", name, err)
@@ -101,14 +134,6 @@ func Decode(r io.Reader) (*Image, error) {
 		return nil, fmt.Errorf("imageproc: decoding %s: %w", name, err)
 	}
 	return m, nil
-}
-
-func decodeJPEG(data []byte) (*Image, error) {
-	img, err := jpeg.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	return orient(fromImage(img), jpegOrientation(data)), nil
 }
 
 // decodePNG takes the mode from the IHDR colour type, as Pillow does: a tRNS
@@ -243,39 +268,4 @@ func gifFirstFrameTable(b []byte) (table []byte, transparent int) {
 		}
 	}
 	return nil, -1
-}
-
-// decodeWebP takes the mode from the file header, as libwebp (and so
-// Pillow) does: RGBA only when the VP8X alpha flag or the VP8L alpha_is_used
-// bit is set. x/image/webp returns NRGBA for every lossless file, so without
-// the flag the alpha channel it returns is dropped.
-func decodeWebP(data []byte) (*Image, error) {
-	img, err := webp.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	if y, ok := img.(*image.YCbCr); ok { // lossy without alpha: RGB
-		return fromImage(y), nil
-	}
-	mode := ModeRGB
-	if webpHasAlpha(data) {
-		mode = ModeRGBA
-	}
-	b := img.Bounds()
-	return fromNRGBA(nrgbaPix(img), b.Dx(), b.Dy(), mode), nil
-}
-
-func webpHasAlpha(b []byte) bool {
-	if len(b) < 21 {
-		return false
-	}
-	switch string(b[12:16]) {
-	case "VP8X":
-		return b[20]&0x10 != 0
-	case "VP8L":
-		// After the 0x2f signature: 14 bits width−1, 14 bits height−1, then
-		// alpha_is_used, little-endian bit order.
-		return len(b) >= 25 && binary.LittleEndian.Uint32(b[21:])>>28&1 != 0
-	}
-	return false
 }
