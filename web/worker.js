@@ -100,16 +100,18 @@ async function start() {
 
 /**
  * Instantiates the shared-memory build over a new shared memory, links
- * the kernels to it and starts threads − 1 helpers that run their share of
+ * the kernels to it and starts threads − 1 helpers that compute blocks of
  * each GEMM with their own instances of the same kernel modules.
  */
 async function startThreaded(imports, threads) {
   const url = (name) => new URL(name, import.meta.url);
   const compile = (name) => WebAssembly.compileStreaming(fetch(url(name)));
   const features = detectFeatures();
+  // Without SIMD the engine runs plain Go, which has no kernels to share.
+  if (!features.simd128) throw new Error('this browser has no WebAssembly SIMD');
   const [engine, simd128, relaxed] = await Promise.all([
     compile('clipwasm.shared.wasm'),
-    features.simd128 ? compile('kernels/simd128.shared.wasm') : null,
+    compile('kernels/simd128.shared.wasm'),
     features.relaxed ? compile('kernels/relaxed.shared.wasm') : null,
   ]);
   const shared = sharedMemoryFor(engine);
@@ -118,7 +120,7 @@ async function startThreaded(imports, threads) {
     ...imports, [shared.module]: { [shared.name]: shared.memory },
   });
   const kernels = await instantiateKernels(instance, { simd128, relaxedModule: relaxed, relaxed: relaxed !== null });
-  const pool = await startPool({ threads, memory: shared.memory, modules: [simd128, relaxed].filter(Boolean) });
+  const pool = await startPool({ threads, memory: shared.memory, modules: relaxed ? [simd128, relaxed] : [simd128] });
   threadStats = pool.stats;
   return { instance, kernels: { ...kernels, exports: pool.wrapKernels(kernels.exports) } };
 }
