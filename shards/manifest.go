@@ -61,7 +61,6 @@ package shards
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -235,7 +234,7 @@ const maxElems = 1 << 40
 // part's rows and byte ranges against its shard's declared size.
 func ParseManifest(data []byte) (*Manifest, error) {
 	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err := unmarshalJSON(data, &m); err != nil {
 		return nil, fmt.Errorf("shards: %s: %w", ManifestFile, err)
 	}
 	if err := m.validate(); err != nil {
