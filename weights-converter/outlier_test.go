@@ -180,6 +180,9 @@ func checkBrowserActivations(t *testing.T, m *convert.Model, images []float32, t
 	t.Logf("converted in %v; smoothed %d of %d LayerNorm → Linear pairs; error with 8-bit activations image %.3g, text %.3g; %d matrices given float32 activations %v, then %.3g, %.3g",
 		time.Since(start).Round(time.Second), smoothed, len(plan.Activations.Smoothed), plan.Activations.Quantized[0], plan.Activations.Quantized[1],
 		len(plan.Activations.F32), plan.Activations.F32, plan.Activations.Chosen[0], plan.Activations.Chosen[1])
+	if outliers && smoothed < len(plan.Activations.Smoothed) {
+		t.Errorf("with outlier channels, %d of %d LayerNorm → Linear pairs smoothed, want all", smoothed, len(plan.Activations.Smoothed))
+	}
 	bd, err := shards.Open(dir)
 	if err != nil {
 		t.Fatal(err)
