@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/clipwasm/clipwasm/kernels"
 )
 
 // The manifest is read by this small JSON (RFC 8259) reader rather than
@@ -16,7 +18,7 @@ import (
 // into the manifest's types as json.Unmarshal does: fields by their json
 // tag (exact key first, then case-insensitively), unknown keys skipped,
 // null leaving values as they are (nil for slices, maps and pointers),
-// encoding.TextUnmarshaler for strings, extra array elements dropped, a
+// kernels.Activation's UnmarshalText for strings, extra array elements dropped, a
 // repeated key decoded again into the same value. FuzzUnmarshalJSON holds
 // it to encoding/json.
 
@@ -129,13 +131,11 @@ func (r *jsonReader) value(dst reflect.Value, depth int) error {
 		if err != nil || !dst.IsValid() {
 			return err
 		}
-		if dst.CanAddr() {
-			if u, ok := dst.Addr().Interface().(encoding.TextUnmarshaler); ok {
-				if err := u.UnmarshalText([]byte(s)); err != nil {
-					return &jsonError{offset: start, msg: err.Error()}
-				}
-				return nil
+		if u := textUnmarshaler(dst); u != nil {
+			if err := u.UnmarshalText([]byte(s)); err != nil {
+				return &jsonError{offset: start, msg: err.Error()}
 			}
+			return nil
 		}
 		if dst.Kind() != reflect.String {
 			return &jsonError{offset: start, msg: "want " + describe(dst) + ", got a string"}
@@ -162,13 +162,21 @@ func (r *jsonReader) value(dst reflect.Value, depth int) error {
 	return r.errorf("invalid character %q looking for a value", c)
 }
 
-func isTextUnmarshaler(v reflect.Value) bool {
-	if !v.CanAddr() {
-		return false
+// activationType is the one manifest type read from text. Asserting
+// encoding.TextUnmarshaler on any value instead would keep every linked
+// type's UnmarshalText (time, math/big, net: about 70 KB gzipped) in the
+// browser's binary.
+var activationType = reflect.TypeFor[kernels.Activation]()
+
+// textUnmarshaler returns v's UnmarshalText, or nil if it has none.
+func textUnmarshaler(v reflect.Value) encoding.TextUnmarshaler {
+	if v.Type() != activationType || !v.CanAddr() {
+		return nil
 	}
-	_, ok := v.Addr().Interface().(encoding.TextUnmarshaler)
-	return ok
+	return v.Addr().Interface().(*kernels.Activation)
 }
+
+func isTextUnmarshaler(v reflect.Value) bool { return textUnmarshaler(v) != nil }
 
 // describe names what dst takes, for type errors.
 func describe(dst reflect.Value) string {
@@ -254,7 +262,9 @@ func (r *jsonReader) object(dst reflect.Value, depth int) error {
 			return within(err, key)
 		}
 		if elem.IsValid() {
-			dst.SetMapIndex(reflect.ValueOf(key).Convert(dst.Type().Key()), elem)
+			k := reflect.New(dst.Type().Key()).Elem()
+			k.SetString(key)
+			dst.SetMapIndex(k, elem)
 		}
 		r.skipSpace()
 		if r.pos >= len(r.data) {
