@@ -1,7 +1,6 @@
 package shards
 
 import (
-	"encoding"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -131,7 +130,7 @@ func (r *jsonReader) value(dst reflect.Value, depth int) error {
 		if err != nil || !dst.IsValid() {
 			return err
 		}
-		if u := textUnmarshaler(dst); u != nil {
+		if u := activation(dst); u != nil {
 			if err := u.UnmarshalText([]byte(s)); err != nil {
 				return &jsonError{offset: start, msg: err.Error()}
 			}
@@ -162,21 +161,20 @@ func (r *jsonReader) value(dst reflect.Value, depth int) error {
 	return r.errorf("invalid character %q looking for a value", c)
 }
 
-// activationType is the one manifest type read from text. Asserting
-// encoding.TextUnmarshaler on any value instead would keep every linked
-// type's UnmarshalText (time, math/big, net: about 70 KB gzipped) in the
-// browser's binary.
+// activationType is the one manifest type read from text. Calling
+// UnmarshalText through encoding.TextUnmarshaler instead would keep every
+// linked type's UnmarshalText (time, math/big, net) in the browser's binary.
 var activationType = reflect.TypeFor[kernels.Activation]()
 
-// textUnmarshaler returns v's UnmarshalText, or nil if it has none.
-func textUnmarshaler(v reflect.Value) encoding.TextUnmarshaler {
+// activation returns v's address if it is a kernels.Activation, else nil.
+func activation(v reflect.Value) *kernels.Activation {
 	if v.Type() != activationType || !v.CanAddr() {
 		return nil
 	}
 	return v.Addr().Interface().(*kernels.Activation)
 }
 
-func isTextUnmarshaler(v reflect.Value) bool { return textUnmarshaler(v) != nil }
+func isTextUnmarshaler(v reflect.Value) bool { return activation(v) != nil }
 
 // describe names what dst takes, for type errors.
 func describe(dst reflect.Value) string {
