@@ -2,6 +2,7 @@ package clip
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/clipwasm/clipwasm/kernels"
 )
@@ -32,16 +33,10 @@ func (t *textTransformer) pooledIndex(ids []int) int {
 	return best
 }
 
-// encode maps token rows (each at most context long, as clip.tokenize makes
-// them) to embeddings [n,E].
-//
-// The causal mask means no position attends to a later one, so the pooled
-// row depends only on the rows up to it: the batch runs over the first
-// max(pooled)+1 positions only. Same numbers, a fraction of the work.
-func (t *textTransformer) encode(p *pass, tokens [][]int) ([]float32, error) {
-	n, w := len(tokens), t.width
-	pooled := make([]int, n)
-	seq := 1
+// pooledRows checks token rows (each at most context long, as
+// clip.tokenize makes them) and returns the position each one pools.
+func (t *textTransformer) pooledRows(tokens [][]int) ([]int, error) {
+	pooled := make([]int, len(tokens))
 	for i, ids := range tokens {
 		if len(ids) == 0 || len(ids) > t.context {
 			return nil, fmt.Errorf("clip: token row %d has %d ids, want 1..%d", i, len(ids), t.context)
@@ -52,7 +47,21 @@ func (t *textTransformer) encode(p *pass, tokens [][]int) ([]float32, error) {
 			}
 		}
 		pooled[i] = t.pooledIndex(ids)
-		seq = max(seq, pooled[i]+1)
+	}
+	return pooled, nil
+}
+
+// encode maps checked token rows, with the positions they pool, to
+// embeddings [n,E].
+//
+// The causal mask means no position attends to a later one, so the pooled
+// row depends only on the rows up to it: the batch runs over the first
+// max(pooled)+1 positions only. Same numbers, a fraction of the work.
+func (t *textTransformer) encode(p *pass, tokens [][]int, pooled []int) []float32 {
+	n, w := len(tokens), t.width
+	seq := 1
+	for _, at := range pooled {
+		seq = max(seq, at+1)
 	}
 
 	// x = token_embedding[ids] + positional_embedding   [n, seq, W]; rows past
@@ -83,5 +92,42 @@ func (t *textTransformer) encode(p *pass, tokens [][]int) ([]float32, error) {
 	out := make([]float32, n*t.proj.Rows) // rows @ text_projection   [n, E]
 	p.b.Linear(out, rows, n, t.proj, nil)
 	p.emit("text0_final", out, t.proj.Rows)
-	return out, nil
+	return out
+}
+
+// Text batches are run in groups of rows of similar length (see
+// lengthGroups): a group runs up to its own longest row, so one long
+// prompt no longer makes every short one run to its length.
+const (
+	maxGroupRows = 64   // bounds a group's activations (64·77·4W floats at most)
+	groupSlack   = 1.25 // a group's longest row is at most this × its shortest, plus groupPad
+	groupPad     = 4
+)
+
+// lengthOrder returns row indices ordered by pooled position, stable.
+func lengthOrder(pooled []int) []int {
+	order := make([]int, len(pooled))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return pooled[a] - pooled[b] })
+	return order
+}
+
+// lengthGroups orders rows by pooled position and cuts that order into
+// groups of at most maxGroupRows whose lengths differ little. It returns
+// the groups as lists of row indices.
+func lengthGroups(pooled []int) [][]int {
+	order := lengthOrder(pooled)
+	var groups [][]int
+	for start := 0; start < len(order); {
+		shortest := float64(pooled[order[start]] + 1)
+		end := start + 1
+		for end < len(order) && end-start < maxGroupRows && float64(pooled[order[end]]+1) <= groupSlack*shortest+groupPad {
+			end++
+		}
+		groups = append(groups, order[start:end])
+		start = end
+	}
+	return groups
 }

@@ -149,19 +149,32 @@ func (e *Engine) EmbedTokens(ctx context.Context, tokens []int32) (*Embeddings, 
 }
 
 // embedRows encodes token rows textChunk at a time, checking for a cancel
-// before each chunk.
+// before each chunk. Chunks follow the model's length order, so each holds
+// rows of similar length and runs only as far as its longest; embeddings
+// go back to the rows' own order.
 func (e *Engine) embedRows(ctx context.Context, rows [][]int) (*Embeddings, error) {
 	d := e.model.Config.EmbedDim
-	out := &Embeddings{Dim: d, Data: make([]float32, 0, len(rows)*d)}
-	for chunk := range slices.Chunk(rows, textChunk) {
+	order, err := e.model.TextLengthOrder(rows)
+	if err != nil {
+		return nil, err
+	}
+	out := &Embeddings{Dim: d, Data: make([]float32, len(rows)*d)}
+	chunk := make([][]int, 0, textChunk)
+	for idx := range slices.Chunk(order, textChunk) {
 		if err := e.step(ctx); err != nil {
 			return nil, err
+		}
+		chunk = chunk[:0]
+		for _, r := range idx {
+			chunk = append(chunk, rows[r])
 		}
 		emb, err := e.model.EncodeText(chunk)
 		if err != nil {
 			return nil, err
 		}
-		out.Data = append(out.Data, emb...)
+		for i, r := range idx {
+			copy(out.Data[r*d:(r+1)*d], emb[i*d:(i+1)*d])
+		}
 	}
 	return out, nil
 }
