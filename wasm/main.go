@@ -9,14 +9,18 @@
 package main
 
 import (
-	"encoding/json"
+	"reflect"
 	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"syscall/js"
 
 	"github.com/syumai/tinyutil/httputil"
 
+	"github.com/clipwasm/clipwasm/kernels"
 	"github.com/clipwasm/clipwasm/wasm/worker"
 )
 
@@ -129,17 +133,98 @@ func post(e worker.Event) {
 	postValue(msg, transfer)
 }
 
-// toJS converts a JSON-encodable value to a JavaScript object tagged with
-// the protocol version.
+// toJS converts a protocol value to a JavaScript object tagged with the
+// protocol version.
 func toJS(v any) js.Value {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// The protocol types always encode; this is a bug.
-		panic(err)
-	}
-	obj := js.Global().Get("JSON").Call("parse", string(b))
+	obj := jsValue(reflect.ValueOf(v))
 	obj.Set("v", worker.ProtocolVersion)
 	return obj
+}
+
+// jsValue builds the JavaScript value that JSON.parse(JSON.stringify(v))
+// would give under encoding/json's rules for the protocol's types: json
+// tags and omitempty, kernels.Activation by its name, nil slices, maps and
+// pointers as null, float32 by its shortest decimal. encoding/json itself
+// would add about 70 KB (gzip) to the binary.
+func jsValue(v reflect.Value) js.Value {
+	if !v.IsValid() {
+		return js.Null()
+	}
+	// kernels.Activation is the protocol's one text marshaler. Asserting
+	// encoding.TextMarshaler on any value instead would keep every linked
+	// type's MarshalText (time, math/big, net) in the binary.
+	if a, ok := v.Interface().(kernels.Activation); ok {
+		return js.ValueOf(a.String())
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return js.Null()
+		}
+		return jsValue(v.Elem())
+	case reflect.Struct:
+		obj := js.Global().Get("Object").New()
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" || opts == "omitempty" && isEmpty(v.Field(i)) {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			obj.Set(name, jsValue(v.Field(i)))
+		}
+		return obj
+	case reflect.Map:
+		if v.IsNil() {
+			return js.Null()
+		}
+		obj := js.Global().Get("Object").New()
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		for _, k := range keys { // in encoding/json's order
+			obj.Set(k.String(), jsValue(v.MapIndex(k)))
+		}
+		return obj
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			return js.Null()
+		}
+		arr := js.Global().Get("Array").New(v.Len())
+		for i := range v.Len() {
+			arr.SetIndex(i, jsValue(v.Index(i)))
+		}
+		return arr
+	case reflect.Float32:
+		// JSON carries float32 as its shortest decimal; the page reads that
+		// decimal's nearest double, not the float32's exact value.
+		f, _ := strconv.ParseFloat(strconv.FormatFloat(v.Float(), 'g', -1, 32), 64)
+		return js.ValueOf(f)
+	case reflect.Float64:
+		return js.ValueOf(v.Float())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return js.ValueOf(v.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return js.ValueOf(float64(v.Uint()))
+	case reflect.String:
+		return js.ValueOf(v.String())
+	case reflect.Bool:
+		return js.ValueOf(v.Bool())
+	}
+	panic("toJS: unsupported type " + v.Type().String()) // a protocol bug
+}
+
+// isEmpty is omitempty's test.
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		return v.IsNil()
+	case reflect.Slice, reflect.Map, reflect.Array, reflect.String:
+		return v.Len() == 0
+	}
+	return v.IsZero()
 }
 
 // postValue posts to the page; webapi's DedicatedWorkerGlobalScope would
