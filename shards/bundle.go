@@ -187,9 +187,25 @@ func (b *Bundle) lookup(name string) (*TensorEntry, error) {
 }
 
 // matrix assembles a tensor's parts: a tensor in one part aliases the shard
-// bytes, a split one is copied together.
+// bytes, a split one is copied together into buffers of its exact size
+// (growing them by append would briefly hold a copy and a half: ViT-B/32's
+// 25 MB token table would take 42 MB at once, and the browser's wasm
+// memory never gives back its peak).
 func (b *Bundle) matrix(t *TensorEntry) (*kernels.Matrix, error) {
 	var data, scales []byte
+	if len(t.Parts) > 1 {
+		var nData, nScales int64
+		for _, p := range t.Parts {
+			nData += p.Data.Offsets[1] - p.Data.Offsets[0]
+			if p.Scales != nil {
+				nScales += p.Scales.Offsets[1] - p.Scales.Offsets[0]
+			}
+		}
+		data = make([]byte, 0, nData)
+		if nScales > 0 {
+			scales = make([]byte, 0, nScales)
+		}
+	}
 	for _, p := range t.Parts {
 		shard := b.shards[p.Shard]
 		d := shard[p.Data.Offsets[0]:p.Data.Offsets[1]]
