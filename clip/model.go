@@ -22,6 +22,11 @@ type Model struct {
 	LogitScale float32
 	// Trace, if set, receives intermediate activations of item 0 of each batch.
 	Trace Tracer
+	// OneTextBatch makes EncodeText run its rows as one batch instead of
+	// in length groups: for callers that must see each matrix multiplied
+	// once per call (a converter recording calibration inputs, or one
+	// streaming the weights, which would read them again for every group).
+	OneTextBatch bool
 
 	mu      sync.Mutex
 	backend kernels.Backend
@@ -70,8 +75,8 @@ func (m *Model) TextLengthOrder(tokens [][]int) ([]int, error) {
 // Rows run in groups of similar length, each only up to its longest row
 // (the causal mask makes later positions irrelevant to the pooled token):
 // the same numbers as one batch, for much less work when lengths differ.
-// With a Trace attached the batch runs as one, so that traced
-// intermediates keep the batch's layout.
+// With a Trace attached, or OneTextBatch set, the batch runs as one, so
+// that traced intermediates keep the batch's layout.
 func (m *Model) EncodeText(tokens [][]int) ([]float32, error) {
 	if len(tokens) == 0 {
 		return nil, fmt.Errorf("clip: no token rows to encode")
@@ -83,7 +88,7 @@ func (m *Model) EncodeText(tokens [][]int) ([]float32, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := m.pass()
-	if m.Trace != nil {
+	if m.Trace != nil || m.OneTextBatch {
 		return m.text.encode(p, tokens, pooled), nil
 	}
 	e := m.Config.EmbedDim

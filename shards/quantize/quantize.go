@@ -244,6 +244,7 @@ func Calibrate(cfg clip.Config, w clip.Weights, b kernels.Backend, sot, eot int,
 	if err != nil {
 		return nil, fmt.Errorf("quantize: %w", err)
 	}
+	ref.OneTextBatch = true // the recorder below quantizes each matrix at its one use
 	evalImages := max(2, min(32, (evalRows+imageTokens(cfg)-1)/imageTokens(cfg)))
 	eval := newInputs(evaluationSeed, cfg, sot, eot, evalImages, evalTexts, evalTokens)
 	want, err := eval.embed(ref)

@@ -180,6 +180,7 @@ func Stream(cfg clip.Config, w clip.Weights, b kernels.Backend) (*Streamed, erro
 	if err != nil {
 		return nil, err
 	}
+	m.OneTextBatch = true // length groups would read every matrix once per group
 	return &Streamed{Model: m, s: s}, nil
 }
 
