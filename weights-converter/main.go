@@ -18,9 +18,10 @@
 // precise (int8 under q4, f32 under int8) within --budget, a percentage of
 // the matrices' bytes (default 8.5% for q4, 2.5% for int8). Where that
 // leaves a tower's embeddings too far from the float32 model's for the
-// scheme's cosine bar, the budget doubles until they are close enough or
-// the bundle has grown by the larger of --budget and 4 MiB (so a small
-// model may go most of the way to int8; full-size ones keep their size).
+// scheme's cosine bar, the default budget doubles until they are close
+// enough or the bundle has grown by the larger of it and 4 MiB (so a small
+// model may go most of the way to int8; full-size ones keep their size); a
+// --budget given is kept to.
 // --calibrate=false rounds each weight to its nearest code instead.
 //
 // Under f16 every matrix that binary16 holds exactly is stored f16 (a
@@ -277,8 +278,8 @@ func writeBundle(out string, m *convert.Model, tok *tokenizer.Tokenizer, wopt sh
 // calibrate plans the int8 or q4 matrices of m within opt.Budget and, while
 // a tower's embeddings of the calibration's held-out inputs stay further
 // from the float32 model's than targetError allows, plans again with
-// twice the budget, up to what the larger of opt.Budget and growthBytes
-// allows: a small model that the default budget cannot bring to the
+// twice the budget, up to what the larger of the default budget and
+// growthBytes allows (a budget given in opt is kept to): a small model that the default budget cannot bring to the
 // scheme's bar gets more of its matrices a step more precise, while a
 // large one keeps its size. (The tiny ResNet fixture, whose q4 image
 // cosine stays near 0.96 at the default budget, needs most of its image
@@ -289,10 +290,11 @@ func calibrate(m *convert.Model, sot, eot int, wopt shards.Options, opt quantize
 	if err != nil {
 		return nil, err
 	}
+	ceiling := opt.Budget // a budget given is kept to
 	if opt.Budget < 0 {
 		opt.Budget = quantize.DefaultBudget(wopt.Quant)
+		ceiling = max(opt.Budget, growthBytes/float64(matrixBytes(m, wopt)))
 	}
-	ceiling := max(opt.Budget, growthBytes/float64(matrixBytes(m, wopt)))
 	target := targetError(wopt.Quant)
 	for {
 		plan, err := quantize.Calibrate(m.Config, m, b, sot, eot, wopt, opt)
