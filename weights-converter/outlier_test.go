@@ -268,7 +268,7 @@ func TestBrowserActivations(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			checkBrowserActivations(t, m, fx.npy(t, fx.images).F32, rows(fx.npy(t, fx.tokens)), false)
+			checkBrowserActivations(t, m, fx.npy(t, fx.images).F32, fx.tokenRows(t), false)
 		})
 	}
 	t.Run("vit_tiny-outliers", func(t *testing.T) {

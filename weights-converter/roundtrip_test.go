@@ -45,17 +45,13 @@ func (f fixtureModel) npy(t *testing.T, file string) *npy.Array {
 	return fixtures.LoadNpy(t, append(append([]string{}, f.dir...), file)...)
 }
 
-// rows turns an [n, L] int64 array into token rows.
-func rows(a *npy.Array) [][]int {
-	n, l := a.Shape[0], a.Shape[1]
-	out := make([][]int, n)
-	for i := range out {
-		out[i] = make([]int, l)
-		for j := range out[i] {
-			out[i][j] = int(a.I64[i*l+j])
-		}
+// tokenRows reads a fixture's token ids as rows.
+func (f fixtureModel) tokenRows(t *testing.T) [][]int {
+	rows, err := f.npy(t, f.tokens).TokenRows()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return rows
 }
 
 var clipTokenizer = sync.OnceValues(func() (*tokenizer.Tokenizer, error) { return tokenizer.Load(fixtures.VocabPath()) })
@@ -92,7 +88,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			images := fx.npy(t, fx.images).F32
-			tokens := rows(fx.npy(t, fx.tokens))
+			tokens := fx.tokenRows(t)
 			refImg, refTxt, err := embed(ref, images, tokens)
 			if err != nil {
 				t.Fatal(err)

@@ -2,7 +2,11 @@
 
 package wasmsimd
 
-import "math"
+import (
+	"math"
+
+	"github.com/clipwasm/clipwasm/kernels/actquant"
+)
 
 // Plain Go definitions of what each kernel computes. The integer kernels
 // (quantizers, int8 GEMMs, q4 conversion, row sums) must match these bit
@@ -10,80 +14,29 @@ import "math"
 // order; the float kernels are compared with a tolerance against float64
 // versions. The start-up self-test and the package's tests both use them.
 
-// roundEven rounds a float32 to the nearest integer, ties to even, like
-// wasm's f32.nearest.
-func roundEven(v float32) int32 { return int32(math.RoundToEven(float64(v))) }
-
 func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
+
+// The quantizers and the q4 conversion are package actquant's, the
+// portable model of these kernels that native fidelity tests run on.
 
 // refQuantI8 is quant_i8.
 func refQuantI8(x []float32, ldx, m, k int) (q []int8, sx []float32) {
 	q, sx = make([]int8, m*k), make([]float32, m)
-	for i := range m {
-		row := x[i*ldx : i*ldx+k]
-		var amax float32
-		for _, v := range row {
-			amax = max(amax, abs32(v))
-		}
-		var inv float32
-		if amax > 0 {
-			inv = 127 / amax
-		}
-		sx[i] = amax / 127
-		for p, v := range row {
-			q[i*k+p] = int8(roundEven(v * inv))
-		}
-	}
+	actquant.QuantRowsI8(q, k, sx, x, ldx, m, k)
 	return q, sx
 }
 
 // refQuantU7 is quant_u7.
 func refQuantU7(x []float32, ldx, m, k int) (q []uint8, sx []float32, zx []int32) {
 	q, sx, zx = make([]uint8, m*k), make([]float32, m), make([]int32, m)
-	for i := range m {
-		row := x[i*ldx : i*ldx+k]
-		var lo, hi float32
-		for _, v := range row {
-			lo, hi = min(lo, v), max(hi, v)
-		}
-		t := hi - lo
-		var inv float32
-		if t > 0 {
-			inv = 127 / t
-			zx[i] = roundEven(-lo * inv)
-		}
-		sx[i] = t / 127
-		for p, v := range row {
-			q[i*k+p] = uint8(min(127, max(0, zx[i]+roundEven(v*inv))))
-		}
-	}
+	actquant.QuantRowsU7(q, k, sx, zx, x, ldx, m, k)
 	return q, sx, zx
 }
 
 // refQ4ToI8 is q4_to_i8.
 func refQ4ToI8(q4 []byte, scales []float32, rows, cols int) (q8 []int8, rowScale []float32) {
 	q8, rowScale = make([]int8, rows*cols), make([]float32, rows)
-	nb := cols / 32
-	for r := range rows {
-		var smax float32
-		for _, s := range scales[r*nb : (r+1)*nb] {
-			smax = max(smax, abs32(s))
-		}
-		var inv float32
-		if smax > 0 {
-			inv = 127 / (smax * 8)
-		}
-		rowScale[r] = smax * 8 / 127
-		for b := range nb {
-			f := scales[r*nb+b] * inv
-			blk := q4[(r*nb+b)*16 : (r*nb+b+1)*16]
-			out := q8[r*cols+b*32:]
-			for j, v := range blk {
-				out[j] = int8(roundEven(float32(int(v&15)-8) * f))
-				out[j+16] = int8(roundEven(float32(int(v>>4)-8) * f))
-			}
-		}
-	}
+	actquant.Q4ToI8(q8, rowScale, q4, scales, rows, cols)
 	return q8, rowScale
 }
 
