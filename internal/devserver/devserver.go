@@ -181,6 +181,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(rec, r)
 		return
 	}
+	// Last-Modified has whole seconds, so a file replaced within the second
+	// it was served in would revalidate as unchanged (304) and the browser
+	// would keep the old one; an ETag from the size and the nanosecond
+	// modification time tells them apart, and ServeContent checks it
+	// before If-Modified-Since.
+	h.Set("ETag", fmt.Sprintf(`"%x-%x"`, fi.Size(), fi.ModTime().UnixNano()))
 	http.ServeContent(rec, r, fi.Name(), fi.ModTime(), f)
 }
 

@@ -154,3 +154,42 @@ func TestIsolationHeaders(t *testing.T) {
 		})
 	}
 }
+
+// TestReplacedFileRevalidates: a file replaced within the second it was
+// served in must not revalidate as unchanged, or the browser keeps the old
+// manifest (Last-Modified has whole seconds; the ETag does not).
+func TestReplacedFileRevalidates(t *testing.T) {
+	s, ts, _ := newTestServer(t)
+	get := func(h http.Header) (*http.Response, []byte) {
+		req, err := http.NewRequest(http.MethodGet, ts.URL+"/index.html", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = h
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	first, _ := get(http.Header{})
+	cond := http.Header{"If-None-Match": {first.Header.Get("ETag")}, "If-Modified-Since": {first.Header.Get("Last-Modified")}}
+	if again, _ := get(cond); again.StatusCode != http.StatusNotModified {
+		t.Fatalf("unchanged file: status %d, want 304", again.StatusCode)
+	}
+	file, _ := s.resolve("/index.html")
+	replaced := []byte("<!doctype html><p>another page")
+	if err := os.WriteFile(file, replaced, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Same second, most likely; the ETag must differ either way.
+	resp, b := get(cond)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(b, replaced) {
+		t.Errorf("replaced file: status %d, body %q; want 200 and the new body", resp.StatusCode, b)
+	}
+}
