@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/clipwasm/clipwasm/internal/half"
 )
 
 // DType names a tensor element type with the safetensors spelling.
@@ -120,7 +122,7 @@ func (t *Tensor) Float32() ([]float32, error) {
 		}
 	case F16:
 		for i := range out {
-			out[i] = f16ToF32(le.Uint16(b[2*i:]))
+			out[i] = half.FromF16(le.Uint16(b[2*i:]))
 		}
 	case BF16:
 		for i := range out {
@@ -150,22 +152,4 @@ func (t *Tensor) Float32() ([]float32, error) {
 	// The values are copied out: the file's pages need not stay resident.
 	releasePages(t.data)
 	return out, nil
-}
-
-// f16ToF32 widens an IEEE binary16 value exactly.
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch exp {
-	case 0x1f: // Inf and NaN keep their payload.
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case 0: // zero and subnormals: mant × 2^-24 is exact in binary32.
-		v := float32(mant) / (1 << 24)
-		if sign != 0 {
-			v = -v
-		}
-		return v
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"path/filepath"
 	"testing"
+
+	"github.com/clipwasm/clipwasm/internal/half"
 )
 
 // TestF16Exhaustive checks every binary16 bit pattern against the
@@ -27,7 +29,7 @@ func TestF16Exhaustive(t *testing.T) {
 		default:
 			want = sign * (1 + mant/1024) * math.Pow(2, float64(exp-15))
 		}
-		got := float64(f16ToF32(uint16(h)))
+		got := float64(half.FromF16(uint16(h)))
 		ok := math.IsNaN(got) && math.IsNaN(want) || got == want && math.Signbit(got) == math.Signbit(want)
 		if !ok {
 			t.Fatalf("f16 %#04x: got %v, want %v", h, got, want)

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/clipwasm/clipwasm/clip"
+	"github.com/clipwasm/clipwasm/internal/half"
 	"github.com/clipwasm/clipwasm/kernels"
 	"github.com/clipwasm/clipwasm/tokenizer"
 )
@@ -310,7 +311,7 @@ func decodeFloats(dt DType, b []byte) ([]float32, error) {
 	le := binary.LittleEndian
 	if dt == DTypeF16 {
 		for i := range out {
-			out[i] = fromF16(le.Uint16(b[2*i:]))
+			out[i] = half.FromF16(le.Uint16(b[2*i:]))
 		}
 		return out, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/clipwasm/clipwasm/internal/half"
 	"github.com/clipwasm/clipwasm/kernels"
 )
 
@@ -228,7 +229,7 @@ func f16Form(src Source, vals []float32, policy F16Policy) (half, rowScales []fl
 // F16Exact reports whether binary16 holds every value of vals exactly.
 func F16Exact(vals []float32) bool {
 	for _, v := range vals {
-		if fromF16(toF16(v)) != v && v == v { // NaN stays NaN
+		if half.FromF16(half.ToF16(v)) != v && v == v { // NaN stays NaN
 			return false
 		}
 	}
@@ -243,7 +244,7 @@ func rowScaledExact(base, scale, vals []float32) bool {
 	}
 	cols := len(vals) / len(scale)
 	for i, b := range base {
-		h := fromF16(toF16(b))
+		h := half.FromF16(half.ToF16(b))
 		if h != b || math.Float32bits(h*scale[i/cols]) != math.Float32bits(vals[i]) {
 			return false
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -467,30 +466,6 @@ func TestBundleRequests(t *testing.T) {
 	b.Close()
 	if _, err := b.Tensor("a.bias", 96); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("after Close: %v", err)
-	}
-}
-
-// TestToF16 checks rounding against values numpy's float16 gives.
-func TestToF16(t *testing.T) {
-	for _, tc := range []struct {
-		in   float32
-		want uint16
-	}{
-		{0, 0}, {float32(math.Copysign(0, -1)), 0x8000}, {1, 0x3c00}, {-2, 0xc000},
-		{65504, 0x7bff}, {65520, 0x7c00}, {1e10, 0x7c00}, {float32(math.Inf(-1)), 0xfc00},
-		{0.1, 0x2e66}, {1.0009765625, 0x3c01}, {1.00048828125, 0x3c00}, {1.00146484375, 0x3c02}, // ties to even
-		{6.103515625e-05, 0x0400}, {5.960464477539063e-08, 0x0001}, {2.9802322387695312e-08, 0}, {3e-08, 0x0001},
-		{6.097555160522461e-05, 0x03ff}, {1e-10, 0},
-	} {
-		if got := toF16(tc.in); got != tc.want {
-			t.Errorf("toF16(%g) = %#04x, want %#04x", tc.in, got, tc.want)
-		}
-		if back := widenF16(tc.want); tc.want&0x7c00 != 0x7c00 && math.Abs(float64(back-tc.in)) > math.Abs(float64(tc.in))*1e-3+6e-8 {
-			t.Errorf("widenF16(%#04x) = %g, far from %g", tc.want, back, tc.in)
-		}
-	}
-	if got := toF16(float32(math.NaN())); got&0x7c00 != 0x7c00 || got&0x3ff == 0 {
-		t.Errorf("NaN became %#04x", got)
 	}
 }
 

@@ -1,7 +1,6 @@
 package shards
 
 import (
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,26 +8,6 @@ import (
 	"github.com/clipwasm/clipwasm/internal/fixtures"
 	"github.com/clipwasm/clipwasm/kernels"
 )
-
-// TestFromF16 checks fromF16 against the tests' own decoder on every
-// binary16 value, and that toF16 takes each one back.
-func TestFromF16(t *testing.T) {
-	for h := 0; h < 1<<16; h++ {
-		got, want := fromF16(uint16(h)), widenF16(uint16(h))
-		if math.IsNaN(float64(want)) {
-			if !math.IsNaN(float64(got)) {
-				t.Fatalf("fromF16(%#04x) = %g, want NaN", h, got)
-			}
-			continue
-		}
-		if math.Float32bits(got) != math.Float32bits(want) {
-			t.Fatalf("fromF16(%#04x) = %g, want %g", h, got, want)
-		}
-		if back := toF16(got); back != uint16(h) {
-			t.Fatalf("toF16(fromF16(%#04x)) = %#04x", h, back)
-		}
-	}
-}
 
 // stubQuantizer stores "a.weight" f32, "token_embedding.weight" with
 // scales that are not at the stored precision when bad is set, and the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clipwasm/clipwasm/clip"
 	"github.com/clipwasm/clipwasm/internal/fixtures"
+	"github.com/clipwasm/clipwasm/internal/half"
 	"github.com/clipwasm/clipwasm/kernels"
 	"github.com/clipwasm/clipwasm/tokenizer"
 )
@@ -101,14 +102,14 @@ func write(t testing.TB, dir string, opt Options) *Result {
 func expected(v synthTensor, s Scheme, scale DType) []float32 {
 	var round func(float32) float32
 	if scale == DTypeF16 {
-		round = func(f float32) float32 { return widenF16(toF16(f)) }
+		round = func(f float32) float32 { return widenF16(half.ToF16(f)) }
 	}
 	rows, cols, _ := rowsCols(v.shape)
 	switch s {
 	case F16:
 		out := make([]float32, len(v.vals))
 		for i, f := range v.vals {
-			out[i] = widenF16(toF16(f))
+			out[i] = widenF16(half.ToF16(f))
 		}
 		return out
 	case Int8:

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/clipwasm/clipwasm/clip"
+	"github.com/clipwasm/clipwasm/internal/half"
 	"github.com/clipwasm/clipwasm/tokenizer"
 )
 
@@ -53,7 +54,7 @@ func (o Options) StoredScaleDType() DType {
 // these options stores int8 and q4 scales.
 func (o Options) RoundScale(s float32) float32 {
 	if o.StoredScaleDType() == DTypeF16 {
-		return fromF16(toF16(s))
+		return half.FromF16(half.ToF16(s))
 	}
 	return s
 }
