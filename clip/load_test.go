@@ -8,6 +8,7 @@ import (
 	"github.com/clipwasm/clipwasm/clip"
 	"github.com/clipwasm/clipwasm/convert"
 	"github.com/clipwasm/clipwasm/internal/fixtures"
+	"github.com/clipwasm/clipwasm/kernels"
 	"github.com/clipwasm/clipwasm/kernels/purego"
 )
 
@@ -105,4 +106,62 @@ func TestTextGroupsMatchOneBatch(t *testing.T) {
 	// Not bit for bit: the backend's GEMM blocking depends on the row
 	// count, so sums round differently (measured 2e-6 of max on purego).
 	fixtures.AssertClose(t, "grouped vs one batch", grouped, batch, 1e-5)
+}
+
+// blockWeights hands out the token table in blocks of the given row counts
+// (clip.RowBlocks), the rest as its inner weights do.
+type blockWeights struct {
+	*convert.Model
+	rows []int
+}
+
+func (w blockWeights) MatrixBlocks(name string, rows, cols int) ([]*kernels.Matrix, error) {
+	m, err := w.Matrix(name, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	var blocks []*kernels.Matrix
+	at := 0
+	for _, n := range w.rows {
+		blocks = append(blocks, kernels.NewMatrix(n, cols, m.F32[at*cols:(at+n)*cols]))
+		at += n
+	}
+	return blocks, nil
+}
+
+// TestTokenTableInBlocks checks that a token table handed out in blocks of
+// rows (as a bundle's shards split it) encodes the same as the whole
+// table, and that blocks that do not add up are refused.
+func TestTokenTableInBlocks(t *testing.T) {
+	fixtures.Require(t)
+	w, err := convert.Open(fixtures.Path("openai", "vit_tiny", "vit_tiny.state_dict.pt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rows := rowsOf(fixtures.LoadNpy(t, "openai", "vit_tiny", "tokens.npy"))
+	whole, err := clip.Build(w.Config, w, purego.New(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := whole.EncodeText(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vocab := w.Config.VocabSize
+	// 49406 and 49407 (SOT, EOT) fall in the last block.
+	split, err := clip.Build(w.Config, blockWeights{w, []int{1000, vocab - 1003, 3}}, purego.New(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := split.EncodeText(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, at := fixtures.MaxAbsDiff(got, want); d != 0 {
+		t.Errorf("token table in blocks: differs by %g at %d", d, at)
+	}
+	if _, err := clip.Build(w.Config, blockWeights{w, []int{1000, vocab - 1001}}, purego.New(1)); err == nil {
+		t.Error("blocks one row short: no error")
+	}
 }

@@ -11,8 +11,8 @@ import (
 type textTransformer struct {
 	vocab, context, width int
 	eosTokenID            int
-	tokenEmbedding        *kernels.Matrix // [vocab, W], possibly quantized
-	positional            []float32       // [context, W]
+	tokenEmbedding        rowTable  // [vocab, W], possibly quantized
+	positional            []float32 // [context, W]
 	transformer           transformer
 	lnFinal               layerNorm
 	proj                  *kernels.Matrix // [E, W]: text_projection transposed
@@ -130,4 +130,20 @@ func lengthGroups(pooled []int) [][]int {
 		start = end
 	}
 	return groups
+}
+
+// rowTable is a matrix read only by row, stored as consecutive blocks of
+// rows (one block unless the weights split it; see RowBlocks).
+type rowTable []*kernels.Matrix
+
+// Row writes row r, dequantized, to dst.
+func (t rowTable) Row(r int, dst []float32) {
+	for _, b := range t {
+		if r < b.Rows {
+			b.Row(r, dst)
+			return
+		}
+		r -= b.Rows
+	}
+	panic("clip: row past the end of the table")
 }

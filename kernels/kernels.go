@@ -94,7 +94,7 @@ type Matrix struct {
 	// matrix: ActivationsF32 keeps them float32 where quantizing them costs
 	// too much fidelity (inputs no LayerNorm precedes, with outlier
 	// channels); empty leaves it to the backend. Backends that never
-	// quantize activations to 8 bits ignore it.
+	// quantize activations ignore it.
 	Activations ActivationPrecision
 
 	// Prepared is a backend's cached form of this matrix, made on first use.

@@ -176,6 +176,31 @@ func (b *Bundle) Matrix(name string, rows, cols int) (*kernels.Matrix, error) {
 	return b.matrix(t)
 }
 
+// MatrixBlocks implements clip.RowBlocks: the matrix as one block per
+// stored part, each aliasing its shard's bytes (int8, q4, f32), so a
+// matrix the shards split is not copied together.
+func (b *Bundle) MatrixBlocks(name string, rows, cols int) ([]*kernels.Matrix, error) {
+	t, err := b.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if r, c, _ := rowsCols(t.Shape); r != rows || c != cols {
+		return nil, fmt.Errorf("shards: tensor %q has shape %v, want [%d, %d]", name, t.Shape, rows, cols)
+	}
+	blocks := make([]*kernels.Matrix, len(t.Parts))
+	for i, p := range t.Parts {
+		shard := b.shards[p.Shard]
+		var s []byte
+		if p.Scales != nil {
+			s = shard[p.Scales.Offsets[0]:p.Scales.Offsets[1]]
+		}
+		if blocks[i], err = matrixOf(t, shard[p.Data.Offsets[0]:p.Data.Offsets[1]], s, p.Rows[1]-p.Rows[0]); err != nil {
+			return nil, fmt.Errorf("shards: tensor %q rows %v: %w", t.Name, p.Rows, err)
+		}
+	}
+	return blocks, nil
+}
+
 func (b *Bundle) lookup(name string) (*TensorEntry, error) {
 	if b.shards == nil {
 		return nil, errors.New("shards: bundle is closed")

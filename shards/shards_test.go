@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/clipwasm/clipwasm/clip"
 	"github.com/clipwasm/clipwasm/internal/fixtures"
@@ -212,11 +213,43 @@ func TestRoundTrip(t *testing.T) {
 				if wantScheme := map[Scheme]kernels.Scheme{F32: kernels.SchemeF32, F16: kernels.SchemeF32, Int8: kernels.SchemeInt8, Q4: kernels.SchemeQ4}[scheme]; m.Scheme != wantScheme {
 					t.Errorf("%s: matrix scheme %s, want %s", v.name, m.Scheme, wantScheme)
 				}
+				checkBlocks(t, b, entry, rows, cols, want)
 			}
 			if tc.shardSize != 0 && tc.shardSize < 64<<10 && split == 0 {
 				t.Error("no tensor was split at a small shard size")
 			}
 		})
+	}
+}
+
+// checkBlocks checks MatrixBlocks against the joined tensor want: one
+// block per part, the same values in order, and int8 and q4 blocks
+// aliasing their shard's bytes.
+func checkBlocks(t *testing.T, b *Bundle, entry *TensorEntry, rows, cols int, want []float32) {
+	t.Helper()
+	blocks, err := b.MatrixBlocks(entry.Name, rows, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != len(entry.Parts) {
+		t.Fatalf("%s: %d blocks for %d parts", entry.Name, len(blocks), len(entry.Parts))
+	}
+	var got []float32
+	for i, blk := range blocks {
+		got = append(got, blk.Dequantize()...)
+		p := entry.Parts[i]
+		stored := &b.shards[p.Shard][p.Data.Offsets[0]]
+		switch {
+		case blk.Q8 != nil && unsafe.Pointer(&blk.Q8[0]) != unsafe.Pointer(stored),
+			blk.Q4 != nil && &blk.Q4[0] != stored:
+			t.Errorf("%s: block %d is a copy, not the shard's bytes", entry.Name, i)
+		}
+	}
+	if d, at := fixtures.MaxAbsDiff(got, want); d != 0 || len(got) != len(want) {
+		t.Errorf("%s: blocks differ from the tensor by %g at %d (%d of %d values)", entry.Name, d, at, len(got), len(want))
+	}
+	if _, err := b.MatrixBlocks(entry.Name, rows+1, cols); err == nil {
+		t.Errorf("%s: MatrixBlocks accepted a wrong shape", entry.Name)
 	}
 }
 

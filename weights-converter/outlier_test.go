@@ -137,8 +137,9 @@ func outlierModel(t *testing.T, c clip.Config, outliers bool) *convert.Model {
 
 // checkBrowserActivations converts m to int8 as the command does and runs
 // the bundle as the browser does: the activations of every int8 Linear
-// quantized per token, 8-bit (the default) and 7-bit with a zero point
-// (the relaxed dot), through package actquant, which computes what the
+// quantized per token, 7-bit with a zero point (the relaxed dot, which the
+// browser uses where it can and the converter measures with) and 8-bit
+// (the SIMD128 fallback), through package actquant, which computes what the
 // wasm kernels compute (their tests hold them to it). The cosine to the
 // float32 model's embeddings of the inputs must reach the int8 bar in
 // both modes. It also checks that the manifest's "activations" entries
@@ -177,7 +178,7 @@ func checkBrowserActivations(t *testing.T, m *convert.Model, images []float32, t
 			smoothed++
 		}
 	}
-	t.Logf("converted in %v; smoothed %d of %d LayerNorm → Linear pairs; error with 8-bit activations image %.3g, text %.3g; %d matrices given float32 activations %v, then %.3g, %.3g",
+	t.Logf("converted in %v; smoothed %d of %d LayerNorm → Linear pairs; error with 7-bit activations image %.3g, text %.3g; %d matrices given float32 activations %v, then %.3g, %.3g",
 		time.Since(start).Round(time.Second), smoothed, len(plan.Activations.Smoothed), plan.Activations.Quantized[0], plan.Activations.Quantized[1],
 		len(plan.Activations.F32), plan.Activations.F32, plan.Activations.Chosen[0], plan.Activations.Chosen[1])
 	if outliers && smoothed < len(plan.Activations.Smoothed) {

@@ -26,11 +26,11 @@ type Mode int
 
 const (
 	// Int8 is symmetric 8-bit per row: q = round(x·127/max|x|), the
-	// SIMD128 set's quant_i8 + i8_gemm, which wasmsimd.New uses on every
-	// set.
+	// SIMD128 set's quant_i8 + i8_gemm.
 	Int8 Mode = iota
 	// U7 is 7-bit unsigned with a zero point per row, q in 0..127, the
-	// relaxed set's quant_u7 + i8_gemm_relaxed (wasmsimd.NewSet(SetRelaxed)).
+	// relaxed set's quant_u7 + i8_gemm_relaxed, which the browser uses
+	// wherever relaxed SIMD works.
 	U7
 )
 

@@ -17,11 +17,12 @@ import (
 
 // Activation quantization, as the browser does it (package
 // kernels/actquant): the int8 GEMM quantizes the inputs of each int8 or q4
-// Linear per token, symmetric 8-bit. Trained CLIP transformers carry a few
-// residual channels far larger than the rest; a LayerNorm passes them on,
-// so in the rows that feed its Linear the other channels get a few of the
-// 255 codes. Two remedies, both decided by measurement on the calibration
-// inputs:
+// Linear per token, to 7 bits with a zero point on the relaxed set (8 bits
+// symmetric on the SIMD128 set; see browserActivations). Trained CLIP
+// transformers carry a few residual channels far larger than the rest; a
+// LayerNorm passes them on, so in the rows that feed its Linear the other
+// channels get a few of the codes. Two remedies, both decided by
+// measurement on the calibration inputs:
 //
 //   - Smoothing (SmoothQuant, Xiao et al. 2022) for each Linear a LayerNorm
 //     feeds (ln_1 → attn.in_proj, ln_2 → mlp.c_fc, ln_post → visual.proj,
@@ -312,15 +313,23 @@ func smoothError(b kernels.Backend, st *inputStats, m *kernels.Matrix, s []float
 	return relSquaredError(want, got) + native
 }
 
-// quantizeRows replaces each row of x [n, k] by its per-token 8-bit
-// quantization (actquant.Int8), dequantized: what the browser's int8 GEMM
+// browserActivations is the activation quantization the choices are
+// measured with: the relaxed set's 7 bits with a zero point, which the
+// browser uses wherever relaxed SIMD works. Its step is at most twice
+// that of the SIMD128 set's symmetric 8 bits (equal on rows that are
+// nearly all positive, like GELU outputs), so what holds for it holds
+// for the fallback.
+const browserActivations = actquant.U7
+
+// quantizeRows replaces each row of x [n, k] by its per-token quantization
+// (browserActivations), dequantized: what the browser's int8 GEMM
 // multiplies, up to the order of its float sums, which lets the fast
 // native backend stand in for it when measuring.
 func quantizeRows(x []float32, n, k int) {
-	q, sx := make([]int8, n*k), make([]float32, n)
-	actquant.QuantRowsI8(q, k, sx, x, k, n, k)
+	q, sx, zx := make([]uint8, n*k), make([]float32, n), make([]int32, n)
+	actquant.QuantRowsU7(q, k, sx, zx, x, k, n, k)
 	for i, v := range q {
-		x[i] = float32(v) * sx[i/k]
+		x[i] = float32(int32(v)-zx[i/k]) * sx[i/k]
 	}
 }
 
@@ -501,7 +510,7 @@ func (p *Plan) chooseActivations(ev *evaluator, ap *activationPrep) error {
 		cands[t] = append(cands[t], candidate{name, relSquaredError(want, got)})
 	}
 	aq := *ev
-	aq.b = actquant.New(ev.b, actquant.Int8)
+	aq.b = actquant.New(ev.b, browserActivations)
 	for t := range cands {
 		c := cands[t]
 		slices.SortFunc(c, func(a, b candidate) int {
