@@ -118,7 +118,7 @@
       (local.set $w3 (i32.add (local.get $w) (i32.mul (call $min (i32.add (local.get $j) (i32.const 3)) (i32.sub (local.get $n) (i32.const 1))) (local.get $ldw))))
       (local.set $bv (v128.const i32x4 0 0 0 0))
       (if (local.get $bias)
-        (then (local.set $bv (call $load4s (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))
+        (then (local.set $bv (if (result v128) (i32.eq (local.get $cnt) (i32.const 4)) (then (v128.load align=4 (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))) (else (call $load4s (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))))
       (local.set $i (i32.const 0))
       (loop $rows
         (local.set $x0 (i32.add (local.get $x) (i32.mul (local.get $i) (local.get $ldx))))
@@ -228,11 +228,11 @@
       (local.set $w1 (i32.add (local.get $w) (i32.mul (call $min (i32.add (local.get $j) (i32.const 1)) (i32.sub (local.get $n) (i32.const 1))) (local.get $ldw))))
       (local.set $w2 (i32.add (local.get $w) (i32.mul (call $min (i32.add (local.get $j) (i32.const 2)) (i32.sub (local.get $n) (i32.const 1))) (local.get $ldw))))
       (local.set $w3 (i32.add (local.get $w) (i32.mul (call $min (i32.add (local.get $j) (i32.const 3)) (i32.sub (local.get $n) (i32.const 1))) (local.get $ldw))))
-      (local.set $swv (call $load4s (i32.add (local.get $sw) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))
-      (local.set $wsv (call $load4s (i32.add (local.get $wsum) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))
+      (local.set $swv (if (result v128) (i32.eq (local.get $cnt) (i32.const 4)) (then (v128.load align=4 (i32.add (local.get $sw) (i32.shl (local.get $j) (i32.const 2))))) (else (call $load4s (i32.add (local.get $sw) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))
+      (local.set $wsv (if (result v128) (i32.eq (local.get $cnt) (i32.const 4)) (then (v128.load align=4 (i32.add (local.get $wsum) (i32.shl (local.get $j) (i32.const 2))))) (else (call $load4s (i32.add (local.get $wsum) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))
       (local.set $bv (v128.const i32x4 0 0 0 0))
       (if (local.get $bias)
-        (then (local.set $bv (call $load4s (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))
+        (then (local.set $bv (if (result v128) (i32.eq (local.get $cnt) (i32.const 4)) (then (v128.load align=4 (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))) (else (call $load4s (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))))
       (local.set $i (i32.const 0))
       (loop $rows
         (local.set $x0 (i32.add (local.get $x) (i32.mul (local.get $i) (local.get $ldx))))

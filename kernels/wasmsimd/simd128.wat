@@ -192,7 +192,7 @@
       (local.set $w3 (i32.add (local.get $w) (i32.mul (call $min (i32.add (local.get $j) (i32.const 3)) (i32.sub (local.get $n) (i32.const 1))) (local.get $ldw))))
       (local.set $bv (v128.const i32x4 0 0 0 0))
       (if (local.get $bias)
-        (then (local.set $bv (call $load4s (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))
+        (then (local.set $bv (if (result v128) (i32.eq (local.get $cnt) (i32.const 4)) (then (v128.load align=4 (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))) (else (call $load4s (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))))
       (local.set $i (i32.const 0))
       (loop $rows
         (local.set $x0 (i32.add (local.get $x) (i32.mul (local.get $i) (local.get $ldx))))
@@ -432,11 +432,12 @@
     (param $m i32) (param $k i32)
     (local $i i32) (local $xr i32) (local $qr i32) (local $p i32) (local $kb i32) (local $kv i32) (local $k16 i32) (local $z i32)
     (local $lo f32) (local $hi f32) (local $inv f32) (local $t f32)
-    (local $vlo v128) (local $vhi v128) (local $v v128) (local $iv v128) (local $zv v128)
+    (local $vlo v128) (local $vhi v128) (local $v v128) (local $iv v128) (local $magic v128) (local $zv v128)
     (local.set $ldx (i32.shl (local.get $ldx) (i32.const 2)))
     (local.set $kb (i32.shl (local.get $k) (i32.const 2)))
     (local.set $kv (i32.and (local.get $kb) (i32.const -16)))
     (local.set $k16 (i32.and (local.get $k) (i32.const -16)))
+    (local.set $magic (f32x4.splat (f32.const 12582912)))
     (block $end (loop $rows
       (br_if $end (i32.ge_s (local.get $i) (local.get $m)))
       (local.set $xr (i32.add (local.get $x) (i32.mul (local.get $i) (local.get $ldx))))
@@ -444,11 +445,14 @@
       (local.set $vlo (v128.const i32x4 0 0 0 0))
       (local.set $vhi (v128.const i32x4 0 0 0 0))
       (local.set $p (i32.const 0))
+      ;; pmin/pmax are one instruction each (min/max with wasm's NaN and
+      ;; ±0 rules are several): the range only differs for NaN inputs, and
+      ;; a −0 kept as lo gives the same s, z and q as +0.
       (block $d1 (loop $l1
         (br_if $d1 (i32.ge_u (local.get $p) (local.get $kv)))
         (local.set $v (v128.load align=4 (i32.add (local.get $xr) (local.get $p))))
-        (local.set $vlo (f32x4.min (local.get $vlo) (local.get $v)))
-        (local.set $vhi (f32x4.max (local.get $vhi) (local.get $v)))
+        (local.set $vlo (f32x4.pmin (local.get $vlo) (local.get $v)))
+        (local.set $vhi (f32x4.pmax (local.get $vhi) (local.get $v)))
         (local.set $p (i32.add (local.get $p) (i32.const 16)))
         (br $l1)))
       (local.set $lo (f32.min (f32.min (f32x4.extract_lane 0 (local.get $vlo)) (f32x4.extract_lane 1 (local.get $vlo)))
@@ -472,9 +476,14 @@
       (f32.store (i32.add (local.get $sx) (i32.shl (local.get $i) (i32.const 2))) (f32.div (local.get $t) (f32.const 127)))
       (i32.store (i32.add (local.get $zx) (i32.shl (local.get $i) (i32.const 2))) (local.get $z))
       (local.set $iv (f32x4.splat (local.get $inv)))
-      (local.set $zv (i32x4.splat (local.get $z)))
-      ;; nearest(x·inv) + z lies in [0, 128]: narrowing to unsigned bytes
-      ;; saturates below at 0, and min_u trims the one rounding case of 128.
+      ;; nearest(v) + z without a float → int conversion (several
+      ;; instructions in V8): v + 1.5·2²³ rounds v to an integer, ties to
+      ;; even, into the low mantissa bits (|v| ≤ 127 here), so its bits
+      ;; minus those of 1.5·2²³ (0x4b400000) are nearest(v); z is
+      ;; subtracted from that constant once per row. The sum lies in
+      ;; [0, 128]: narrowing to unsigned bytes saturates below at 0, and
+      ;; min_u trims the one rounding case of 128.
+      (local.set $zv (i32x4.splat (i32.sub (i32.const 0x4b400000) (local.get $z))))
       (local.set $p (i32.const 0))
       (block $d3 (loop $l3
         (br_if $d3 (i32.ge_u (local.get $p) (local.get $k16)))
@@ -482,11 +491,11 @@
           (i8x16.min_u (i8x16.splat (i32.const 127))
             (i8x16.narrow_i16x8_u
               (i16x8.narrow_i32x4_s
-                (i32x4.add (local.get $zv) (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (v128.load align=4 (i32.add (local.get $xr) (i32.shl (local.get $p) (i32.const 2)))) (local.get $iv)))))
-                (i32x4.add (local.get $zv) (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (v128.load offset=16 align=4 (i32.add (local.get $xr) (i32.shl (local.get $p) (i32.const 2)))) (local.get $iv))))))
+                (i32x4.sub (f32x4.add (f32x4.mul (v128.load align=4 (i32.add (local.get $xr) (i32.shl (local.get $p) (i32.const 2)))) (local.get $iv)) (local.get $magic)) (local.get $zv))
+                (i32x4.sub (f32x4.add (f32x4.mul (v128.load offset=16 align=4 (i32.add (local.get $xr) (i32.shl (local.get $p) (i32.const 2)))) (local.get $iv)) (local.get $magic)) (local.get $zv)))
               (i16x8.narrow_i32x4_s
-                (i32x4.add (local.get $zv) (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (v128.load offset=32 align=4 (i32.add (local.get $xr) (i32.shl (local.get $p) (i32.const 2)))) (local.get $iv)))))
-                (i32x4.add (local.get $zv) (i32x4.trunc_sat_f32x4_s (f32x4.nearest (f32x4.mul (v128.load offset=48 align=4 (i32.add (local.get $xr) (i32.shl (local.get $p) (i32.const 2)))) (local.get $iv)))))))))
+                (i32x4.sub (f32x4.add (f32x4.mul (v128.load offset=32 align=4 (i32.add (local.get $xr) (i32.shl (local.get $p) (i32.const 2)))) (local.get $iv)) (local.get $magic)) (local.get $zv))
+                (i32x4.sub (f32x4.add (f32x4.mul (v128.load offset=48 align=4 (i32.add (local.get $xr) (i32.shl (local.get $p) (i32.const 2)))) (local.get $iv)) (local.get $magic)) (local.get $zv))))))
         (local.set $p (i32.add (local.get $p) (i32.const 16)))
         (br $l3)))
       (block $d4 (loop $l4
@@ -649,10 +658,10 @@
       (local.set $w1 (i32.add (local.get $w) (i32.mul (call $min (i32.add (local.get $j) (i32.const 1)) (i32.sub (local.get $n) (i32.const 1))) (local.get $ldw))))
       (local.set $w2 (i32.add (local.get $w) (i32.mul (call $min (i32.add (local.get $j) (i32.const 2)) (i32.sub (local.get $n) (i32.const 1))) (local.get $ldw))))
       (local.set $w3 (i32.add (local.get $w) (i32.mul (call $min (i32.add (local.get $j) (i32.const 3)) (i32.sub (local.get $n) (i32.const 1))) (local.get $ldw))))
-      (local.set $swv (call $load4s (i32.add (local.get $sw) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))
+      (local.set $swv (if (result v128) (i32.eq (local.get $cnt) (i32.const 4)) (then (v128.load align=4 (i32.add (local.get $sw) (i32.shl (local.get $j) (i32.const 2))))) (else (call $load4s (i32.add (local.get $sw) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))
       (local.set $bv (v128.const i32x4 0 0 0 0))
       (if (local.get $bias)
-        (then (local.set $bv (call $load4s (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))
+        (then (local.set $bv (if (result v128) (i32.eq (local.get $cnt) (i32.const 4)) (then (v128.load align=4 (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))))) (else (call $load4s (i32.add (local.get $bias) (i32.shl (local.get $j) (i32.const 2))) (local.get $cnt)))))))
       (local.set $i (i32.const 0))
       (loop $rows
         (local.set $x0 (i32.add (local.get $x) (i32.mul (local.get $i) (local.get $ldx))))
