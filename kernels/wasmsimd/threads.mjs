@@ -60,9 +60,14 @@ const GEMM_NAMES = Object.keys(GEMMS);
 // fused on the relaxed set).
 const ROW_ALIGN = 4;
 const COL_ALIGN = 16;
-// Blocks per thread: enough for a late helper's share to be taken over,
-// few enough that each block is still a sizeable GEMM.
-const BLOCKS_PER_THREAD = 4;
+// Blocks shrink as the job goes (guided self-scheduling): each is
+// 1/(GUIDE·threads) of what is left, at least two alignment units. Big
+// blocks first keep the calls few; small ones last keep short the time
+// the caller waits for a block still in progress after the last claim
+// (with 4 equal blocks per thread that wait was 7% of a ViT-B/32 image
+// at 2 threads). MAX_BLOCKS bounds a job's list of block boundaries.
+const GUIDE = 2;
+const MAX_BLOCKS = 48;
 
 // The control block: Int32 slots in a SharedArrayBuffer of its own.
 const GEN = 0; // job generation, bumped by the caller to start a job
@@ -78,11 +83,16 @@ const BLOCKS = 5; // blocks in the current job
 const CLAIM = 6;
 const CLOSED = 0xffff;
 const ARGS = 8; // the kernel's arguments, all i32
-const CONTROL_SLOTS = ARGS + 16;
+const BOUNDS = ARGS + 16; // block b spans [BOUNDS+b, BOUNDS+b+1) rows or columns
+const CONTROL_SLOTS = BOUNDS + MAX_BLOCKS + 1;
 
-// Polls before sleeping in Atomics.wait: a futex wake-up takes tens of µs,
-// while the engine's GEMMs come a few µs to a few ms apart.
-const SPIN = 4000;
+// How long a thread polls before sleeping in Atomics.wait: a futex wake-up
+// takes tens of µs (more in a VM), while the engine's GEMMs come a few µs
+// to a few ms apart, the work between them on the calling thread. A helper
+// polling while the caller runs that work uses a core that would idle.
+const SPIN_MS = 2;
+// Polls between clock reads.
+const SPIN_CHECK = 1024;
 
 /**
  * The number of threads to use: min(requested, hardwareConcurrency), and 1
@@ -209,19 +219,20 @@ function run(kernel, index, args, control, threads, counts) {
   const spec = GEMMS[GEMM_NAMES[index]];
   counts.gemms++;
   const m = args[spec.m], n = args[spec.n], k = args[spec.n + 1];
-  let byCols, blocks;
+  let byCols;
   if (m * n * k < MIN_WORK) {
     return kernel(...args);
   } else if (n >= threads * 2 * COL_ALIGN) {
-    [byCols, blocks] = [1, Math.min(threads * BLOCKS_PER_THREAD, Math.floor(n / (2 * COL_ALIGN)))];
+    byCols = 1;
   } else if (m >= threads * 2 * ROW_ALIGN) {
-    [byCols, blocks] = [0, Math.min(threads * BLOCKS_PER_THREAD, Math.floor(m / (2 * ROW_ALIGN)))];
+    byCols = 0;
   } else {
     return kernel(...args);
   }
   counts.split++;
   const gen = (Atomics.load(control, GEN) + 1) | 0;
   const tag = (gen & 0x7fff) << 16;
+  const blocks = guidedBounds(control, byCols ? n : m, byCols ? COL_ALIGN : ROW_ALIGN, threads);
   control[KERNEL] = index;
   control[BY_COLS] = byCols;
   control[BLOCKS] = blocks;
@@ -231,11 +242,12 @@ function run(kernel, index, args, control, threads, counts) {
   Atomics.store(control, CLAIM, tag);
   Atomics.store(control, GEN, gen);
   Atomics.notify(control, GEN);
-  const err = work(control, tag, (b) => runBlock(kernel, spec, args, byCols, b, blocks));
+  const err = work(control, tag, (b) => runBlock(kernel, spec, args, byCols, control, b));
   // Wait for the blocks helpers claimed, even after a failure here: they
   // still read the arguments.
-  for (let spins = 0, done; (done = Atomics.load(control, FINISHED)) < blocks; spins++) {
-    if (spins >= SPIN) Atomics.wait(control, FINISHED, done);
+  for (const spin = spinner(), done = () => Atomics.load(control, FINISHED); done() < blocks;) {
+    const seen = done();
+    if (!spin()) Atomics.wait(control, FINISHED, seen);
   }
   Atomics.store(control, CLAIM, tag | CLOSED);
   if (err) throw err;
@@ -262,15 +274,38 @@ function work(control, tag, runBlockAt) {
   }
 }
 
-// runBlock computes block `block` of `blocks` of a GEMM call with
-// arguments args, row blocks or column blocks; an empty block calls
-// nothing.
-function runBlock(kernel, spec, args, byCols, block, blocks) {
-  const total = args[byCols ? spec.n : spec.m];
-  const align = byCols ? COL_ALIGN : ROW_ALIGN;
-  const bound = (b) => (b === blocks ? total : Math.round((total * b) / blocks / align) * align);
-  const start = bound(block), end = bound(block + 1);
-  if (end <= start) return;
+// guidedBounds writes the block boundaries of a job over total rows or
+// columns into the control block and returns the number of blocks: each
+// block 1/(GUIDE·threads) of what is left, rounded up to align, at least
+// 2·align, the last one taking the rest.
+function guidedBounds(control, total, align, threads) {
+  let blocks = 0;
+  control[BOUNDS] = 0;
+  for (let start = 0; start < total; blocks++) {
+    let size = Math.max(2 * align, Math.ceil((total - start) / (GUIDE * threads) / align) * align);
+    if (blocks === MAX_BLOCKS - 1 || total - start - size < 2 * align) size = total - start;
+    start += size;
+    control[BOUNDS + blocks + 1] = start;
+  }
+  return blocks;
+}
+
+// spinner returns a function that says whether to keep polling: true for
+// SPIN_MS after the spinner was made.
+function spinner() {
+  let polls = 0, until = 0;
+  return () => {
+    if (polls++ % SPIN_CHECK !== 0) return true;
+    const now = performance.now();
+    if (until === 0) until = now + SPIN_MS;
+    return now < until;
+  };
+}
+
+// runBlock computes block `block` of a GEMM call with arguments args, row
+// blocks or column blocks, bounds from the control block.
+function runBlock(kernel, spec, args, byCols, control, block) {
+  const start = control[BOUNDS + block], end = control[BOUNDS + block + 1];
   const a = args.slice();
   a[byCols ? spec.n : spec.m] = end - start;
   for (const [arg, stride, bytes] of byCols ? spec.cols : spec.rows) {
@@ -283,8 +318,8 @@ function runBlock(kernel, spec, args, byCols, block, blocks) {
 // it, forever.
 function serve(kernels, control, helper) {
   for (let seen = Atomics.load(control, GEN); ;) {
-    for (let spins = 0; Atomics.load(control, GEN) === seen; spins++) {
-      if (spins >= SPIN) Atomics.wait(control, GEN, seen);
+    for (const spin = spinner(); Atomics.load(control, GEN) === seen;) {
+      if (!spin()) Atomics.wait(control, GEN, seen);
     }
     seen = Atomics.load(control, GEN);
     // The arguments are the job's while the claim carries its tag: the
@@ -293,8 +328,8 @@ function serve(kernels, control, helper) {
     const name = GEMM_NAMES[control[KERNEL]];
     const spec = GEMMS[name];
     const args = Array.from(control.subarray(ARGS, ARGS + spec.arity));
-    const byCols = control[BY_COLS], blocks = control[BLOCKS];
-    const err = work(control, tag, (b) => runBlock(kernels[name], spec, args, byCols, b, blocks));
+    const byCols = control[BY_COLS];
+    const err = work(control, tag, (b) => runBlock(kernels[name], spec, args, byCols, control, b));
     if (err) console.error(`threads: ${name} failed in helper ${helper}:`, err);
   }
 }
