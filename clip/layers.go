@@ -25,6 +25,9 @@ type pass struct {
 	act   kernels.Activation
 	eps   float32
 	trace Tracer
+	// scratch is the model's transformer buffers, reused from call to
+	// call (calls hold the model's lock).
+	scratch *scratch
 }
 
 func (p *pass) linear(dst, x []float32, rows int, l linear) { p.b.Linear(dst, x, rows, l.w, l.b) }

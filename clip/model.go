@@ -30,6 +30,10 @@ type Model struct {
 
 	mu      sync.Mutex
 	backend kernels.Backend
+	// scratch is reused by every forward pass (under mu): in the browser
+	// each new buffer is garbage that brings the next collection closer,
+	// and the heap is kept tight there (the wasm memory never shrinks).
+	scratch scratch
 
 	cacheMu    sync.Mutex
 	classCache map[string][]float32 // label embeddings per template set
@@ -41,7 +45,7 @@ type Model struct {
 func (m *Model) Backend() kernels.Backend { return m.backend }
 
 func (m *Model) pass() *pass {
-	return &pass{b: m.backend, act: m.Config.Activation, eps: m.Config.LayerNormEps, trace: m.Trace}
+	return &pass{b: m.backend, act: m.Config.Activation, eps: m.Config.LayerNormEps, trace: m.Trace, scratch: &m.scratch}
 }
 
 // EncodeImage maps n preprocessed images [n,3,R,R] (NCHW, normalised with

@@ -21,24 +21,32 @@ type block struct {
 	fc, proj linear // [mlp, W] and [W, mlp]
 }
 
-// scratch holds the buffers one forward pass reuses across blocks.
+// scratch holds the buffers a forward pass reuses across blocks, and a
+// model across passes.
 type scratch struct {
 	h, qkv, attn, hidden []float32
 }
 
-func newScratch(rows, width, mlpWidth int) *scratch {
-	return &scratch{
-		h:      make([]float32, rows*width),
-		qkv:    make([]float32, rows*3*width),
-		attn:   make([]float32, rows*width),
-		hidden: make([]float32, rows*mlpWidth),
+// fit sizes the buffers for rows rows of a transformer, reallocating only
+// those too small.
+func (s *scratch) fit(rows, width, mlpWidth int) *scratch {
+	size := func(buf *[]float32, n int) {
+		if cap(*buf) < n {
+			*buf = make([]float32, n)
+		}
+		*buf = (*buf)[:n]
 	}
+	size(&s.h, rows*width)
+	size(&s.qkv, rows*3*width)
+	size(&s.attn, rows*width)
+	size(&s.hidden, rows*mlpWidth)
+	return s
 }
 
 // forward runs every block over x [batch·seq, width] in place, tracing each
 // block's output as prefix+"block{i}".
 func (t *transformer) forward(p *pass, x []float32, batch, seq int, causal bool, prefix string) {
-	s := newScratch(batch*seq, t.width, t.mlpWidth)
+	s := p.scratch.fit(batch*seq, t.width, t.mlpWidth)
 	for i := range t.blocks {
 		t.blocks[i].forward(p, s, x, batch, seq, t.heads, causal)
 		p.emit(fmt.Sprintf("%sblock%d", prefix, i), x, seq, t.width)

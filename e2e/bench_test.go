@@ -107,6 +107,11 @@ func BenchmarkViTB32(b *testing.B) {
 	if _, err := os.Stat(weights); err != nil {
 		b.Skipf("no ViT-B/32 weights at %s (see the doc comment)", weights)
 	}
+	// The converter runs from the repository root.
+	weights, err := filepath.Abs(weights)
+	if err != nil {
+		b.Fatal(err)
+	}
 	// PyTorch's outputs on the kit's seed-0 weights.
 	expected := filepath.Join(fixtures.SharedDir(), "peers", "models", "ViT-B-32", "expected-seed0")
 	wantImage, err := npy.ReadFile(filepath.Join(expected, "torch_image_b1.npy"))

@@ -251,15 +251,22 @@ const runs = Number(opt.runs);
 for (const task of opt.tasks.split(',')) {
   await runTask(task); // warm-up
   const results = [];
+  const stats = () => tab.evaluate(() => window.prof.clip.stats());
+  const before = await stats();
   await workerSend('Profiler.start');
   for (let i = 0; i < runs; i++) results.push(await runTask(task));
   const { profile } = await workerSend('Profiler.stop');
+  const after = await stats();
   const sorted = (xs) => [...xs].sort((a, b) => a - b);
   const times = sorted(results.map((r) => r.wall));
   const cpu = sorted(results.map((r) => r.cpu));
   report[task] = {
     median_ms: times[times.length >> 1], times_ms: times,
     cpu_median_ms: cpu[cpu.length >> 1], cpu_ms: cpu,
+    // Go's collections per run and its heap: in the browser the heap is
+    // bounded tightly (the wasm memory never shrinks), so collections
+    // cost time.
+    gc_per_run: (after.numGC - before.numGC) / runs, heap_mb: after.heapBytes / 2 ** 20, wasm_mb: after.sysBytes / 2 ** 20,
     ...summarize(profile, runs),
   };
   print(task, report[task]);
@@ -321,6 +328,7 @@ function summarize(profile, runs) {
 function print(task, r) {
   console.log(`\n== ${task}: median ${r.median_ms.toFixed(1)} ms (${r.times_ms.map((t) => t.toFixed(0)).join(', ')}); ` +
     `worker CPU median ${r.cpu_median_ms.toFixed(0)} ms (${r.cpu_ms.map((t) => t.toFixed(0)).join(', ')})`);
+  console.log(`   Go: ${r.gc_per_run.toFixed(2)} collections per run; heap ${r.heap_mb.toFixed(1)} MB of ${r.wasm_mb.toFixed(1)} MB from the wasm memory`);
   const top = Number(opt.top);
   console.log(`   sampled ${r.sampled_ms.toFixed(1)} ms per run; self time per run:`);
   for (const [k, v] of r.self.slice(0, top)) console.log(`   ${v.toFixed(2).padStart(9)}  ${k}`);

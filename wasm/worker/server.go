@@ -26,11 +26,12 @@ type Server struct {
 	running map[int]context.CancelFunc
 }
 
-// memoryHeadroom is the heap room above the live models: activations (up
-// to about 20 MB for a text chunk of 77-token prompts at ViT-B widths),
-// requests and the collector's slack. Activations beyond it are no error:
-// the limit is soft, and the heap grows.
-const memoryHeadroom = 32 << 20
+// memoryHeadroom is the room the Go runtime may take beyond what it holds
+// once a model is loaded: for activations (up to about 20 MB for a text
+// chunk of 77-token prompts at ViT-B widths) and garbage between
+// collections, besides the free heap the load left behind. Activations
+// beyond it are no error: the limit is soft, and the heap grows.
+const memoryHeadroom = 8 << 20
 
 // loadHeadroom is the room while a model loads. The download's garbage
 // (the fetch glue copies each chunk of a response into a new slice, as
@@ -39,11 +40,14 @@ const memoryHeadroom = 32 << 20
 // room would stay in the wasm memory for good.
 const loadHeadroom = 8 << 20
 
-// limitMemory bounds the heap to what is live now (after a collection),
-// plus incoming bytes of a model being loaded, plus headroom. In the
-// browser the heap lives in wasm memory, which never shrinks, so GOGC's
-// default of letting the heap double would keep room for a second model
-// for good.
+// limitMemory bounds the Go runtime's memory to what it holds now (after
+// a collection), plus incoming bytes of a model being loaded, plus
+// headroom. In the browser the heap lives in wasm memory, which never
+// shrinks, so GOGC's default of letting the heap double would keep room
+// for a second model for good. The limit counts all the runtime's memory
+// (Sys − HeapReleased), free spans and metadata included, not only live
+// objects: a limit of live heap + 16 MB left ViT-B/32 about 2 MB for
+// garbage, and a collection every 1.4 images.
 func (s *Server) limitMemory(incoming, headroom int64) {
 	if s.SetMemoryLimit == nil {
 		return
@@ -51,7 +55,7 @@ func (s *Server) limitMemory(incoming, headroom int64) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	s.SetMemoryLimit(int64(ms.HeapAlloc) + incoming + headroom)
+	s.SetMemoryLimit(int64(ms.Sys-ms.HeapReleased) + incoming + headroom)
 }
 
 // NewServer returns a server that posts events with send, loads bundles
