@@ -133,6 +133,12 @@ func BenchmarkViTB32(b *testing.B) {
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s/threads=%d", q, threads), func(b *testing.B) {
 				for range b.N {
+					// A new page (and renderer) for each run: memory that
+					// an earlier engine's worker freed is not always back
+					// with the system yet.
+					if _, err := browser.call("freshPage", map[string]any{"url": baseURL + "/e2e/harness.html"}); err != nil {
+						b.Fatal(err)
+					}
 					// The page's renderer before the engine starts.
 					baseRenderer, _ := memory(b)
 					var r struct {

@@ -8,7 +8,9 @@
 // in the page, awaited, with arg), fill/click/waitFor {selector}, setFiles
 // {selector, files}, screenshot {path}, quota {origin, bytes} (overrides the
 // origin's storage quota), memory (Chromium's processes' resident memory),
-// close.
+// freshPage {url} (closes the page and opens url in a new one: a new
+// renderer process, so memory measured there is not left over from
+// earlier tests), close.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium).
 
@@ -28,14 +30,23 @@ const context = await chromium.launchPersistentContext(profile, {
   ],
   viewport: { width: 1000, height: 900 },
 });
-const page = context.pages()[0] ?? (await context.newPage());
 const consoleLines = [];
-page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
-page.on('worker', (w) => w.on('console', (m) => consoleLines.push(`worker ${m.type()}: ${m.text()}`)));
+const listen = (p) => {
+  p.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  p.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  p.on('worker', (w) => w.on('console', (m) => consoleLines.push(`worker ${m.type()}: ${m.text()}`)));
+  return p;
+};
+let page = listen(context.pages()[0] ?? (await context.newPage()));
 
 const commands = {
   goto: ({ url }) => page.goto(url).then((r) => r?.status()),
+  freshPage: async ({ url }) => {
+    const old = page;
+    page = listen(await context.newPage());
+    await old.close();
+    return page.goto(url).then((r) => r?.status());
+  },
   eval: ({ fn, arg }) => page.evaluate(`(${fn})(${JSON.stringify(arg ?? null)})`),
   fill: ({ selector, value }) => page.fill(selector, value),
   click: ({ selector }) => page.click(selector),
