@@ -127,8 +127,8 @@ func TestThreadsFallBackWhenNotIsolated(t *testing.T) {
 	sameEmbeddings(t, "text", got.Text, want.Text)
 }
 
-// gemmsJS runs each GEMM kernel once on one thread and once split over a
-// pool of 2 (threads.mjs with the *.shared.wasm kernels over one shared
+// gemmsJS runs each GEMM kernel (and the in-place activations, over
+// m·n values) once on one thread and once split over a pool of 2 (threads.mjs with the *.shared.wasm kernels over one shared
 // memory, random operands), compares the outputs bit for bit, and with
 // reps > 0 times the two forms interleaved (so both see the same load on a
 // shared machine), returning medians in ms.
@@ -166,8 +166,14 @@ const gemmsJS = `async ({ shapes, reps, base }) => {
       f32_gemm_nn: [d1, n, xf, k, wf, n, m, n, k],
       i8_gemm: [d1, n, x8, k, sx, w8, k, sw, bias, m, n, k],
       i8_gemm_relaxed: [d1, n, x8, k, sx, zx, w8, k, sw, wsum, bias, m, n, k],
+      gelu: [d1, m * n],
+      quickgelu: [d1, m * n],
     };
     for (const [name, args] of Object.entries(calls)) {
+      if (args.length === 2) { // in place: both forms start from the same values
+        f32(d1, m * n).forEach((_, i, a) => { a[i] = 12 * Math.random() - 6; });
+        f32(d2, m * n).set(f32(d1, m * n));
+      }
       const other = [d2, ...args.slice(1)];
       const before = pool.stats().split;
       one[name](...args);
@@ -236,15 +242,21 @@ func runGEMMs(tb testing.TB, reps int) []gemmRun {
 	return runs
 }
 
-// TestThreadedGEMMsMatchOneThread checks each GEMM kernel split over 2
+// TestThreadedGEMMsMatchOneThread checks each GEMM kernel and activation split over 2
 // threads against one call, bit for bit, on ViT-B/32's shapes.
 func TestThreadedGEMMsMatchOneThread(t *testing.T) {
 	for _, r := range runGEMMs(t, 0) {
 		if r.FirstDiff >= 0 {
 			t.Errorf("%s m=%d n=%d k=%d: output %d differs between one thread and two", r.Kernel, r.M, r.N, r.K, r.FirstDiff)
 		}
-		// threads.mjs: MIN_WORK, and blocks of at least 32 columns or 8 rows.
-		if wantSplit := r.M*r.N*r.K >= 1<<20 && (r.N >= 64 || r.M >= 16); r.Split != wantSplit {
+		// threads.mjs: MIN_WORK, and blocks of at least 32 columns or 8
+		// rows; an activation's m·n values count 64 each and split like
+		// columns.
+		wantSplit := r.M*r.N*r.K >= 1<<20 && (r.N >= 64 || r.M >= 16)
+		if r.Kernel == "gelu" || r.Kernel == "quickgelu" {
+			wantSplit = r.M*r.N*64 >= 1<<20
+		}
+		if r.Split != wantSplit {
 			t.Errorf("%s m=%d n=%d k=%d: split %v, want %v", r.Kernel, r.M, r.N, r.K, r.Split, wantSplit)
 		}
 	}

@@ -47,17 +47,16 @@
 // # Where the time goes
 //
 // A V8 CPU profile of the engine's worker in Chromium 156 (node
-// e2e/profile.mjs, ViT-B/32 int8, one thread, AMD EPYC with AVX2) puts
-// 76–83% of image and text time in i8_gemm, 4–7% in the float32 GEMMs
-// (patch embedding, attention scores), 2–3% each in quant_i8 and
-// quickgelu, about 1% each in softmax and P·V, under 1% in layernorm and
-// add; f32 bundles spend about 90% in f32_gemm_relaxed. i8_gemm's fastest
-// calls reach 60–64 GOP/s, and so did two other tilings tried (4 rows of
-// i16-widened activations by 2 weight rows, with and without the 4 rows
-// interleaved so that one pointer reaches them, which issues about 10%
-// fewer instructions per multiply-add): the remaining speed is in fewer
-// multiply-adds (text rows padded to a chunk's longest prompt) and in
-// threads, not in this loop.
+// e2e/profile.mjs, ViT-B/32 int8, one thread, AMD EPYC with AVX2, image
+// b1) puts about 82% in i8_gemm_relaxed, 5% in f32_gemm_relaxed (patch
+// embedding, attention scores), 2.5% in quickgelu, 1.5% in f32_gemm_nn
+// (P·V), under 1% each in quant_u7, softmax and layernorm, and under 1%
+// in Go's collector. i8_gemm_relaxed runs at 85–88 GOP/s on the image
+// tower's shapes (V8 lowers each dot to vpmaddubsw + vpmaddwd + vpaddd
+// there: two multiply uops per 16 multiply-adds, which bounds it near
+// 100); the SIMD128 set's i8_gemm, with 8-bit activations, at 60–64.
+// Tilings tried on i8_gemm (4 rows of i16-widened activations by 2
+// weight rows, with and without the rows interleaved) were no faster.
 //
 // On other platforms the package builds, but New returns an error.
 package wasmsimd

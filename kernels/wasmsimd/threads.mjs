@@ -8,7 +8,8 @@
 // engine imports its memory, shared, instead of defining it) and starts
 // threads − 1 helper workers, each with its own instance of the same
 // kernel modules over that memory. wrapKernels replaces each GEMM export
-// with one that cuts the output into blocks of columns (each block reads
+// (and the MLP's activation, cut the same way) with one that cuts the
+// output into blocks of columns (each block reads
 // only its own rows of W, so W, the large operand, is still read once) or,
 // when there are too few columns, of rows, and posts the call to the
 // helpers through a small control block. Every thread, the caller
@@ -24,7 +25,7 @@
 //
 //   const pool = await startPool({ threads, memory, modules: [simd128, relaxed] });
 //   kernels = { ...kernels, exports: pool.wrapKernels(kernels.exports) };
-//   pool.stats(); // {threads, gemms, split}: GEMM calls so far, and those split
+//   pool.stats(); // {threads, gemms, split}: calls so far of the kernels it can split, and those split
 //
 // The helpers block in Atomics.wait (allowed in workers), so they never
 // return to their event loops; they end with the worker that started them.
@@ -33,14 +34,15 @@
 
 /** Smallest m·n·k for which a GEMM is split across threads. */
 export const MIN_WORK = 1 << 20;
+const ELEMENT_WORK = 64;
 
-// The GEMM kernels the pool splits, by export name: the argument indices of
-// m and n, and the pointer arguments that move with a row block (rows) or
+// The kernels the pool splits, by export name: the argument indices of m
+// (GEMMs only) and n, and the pointer arguments that move with a row block (rows) or
 // a column block (cols) as [argument, stride argument or -1, element
 // bytes]: a block starting at row (column) s moves the pointer by
 // s·stride·bytes (s·bytes without a stride). A null pointer (an absent
 // bias) stays null.
-const GEMMS = {
+const SPLITS = {
   f32_gemm: { arity: 10, m: 7, n: 8, rows: [[0, 1, 4], [2, 3, 4]], cols: [[0, -1, 4], [4, 5, 4], [6, -1, 4]] },
   f32_gemm_relaxed: { arity: 10, m: 7, n: 8, rows: [[0, 1, 4], [2, 3, 4]], cols: [[0, -1, 4], [4, 5, 4], [6, -1, 4]] },
   // W is [k, n] here: a column block moves along W's rows.
@@ -51,8 +53,13 @@ const GEMMS = {
     rows: [[0, 1, 4], [2, 3, 1], [4, -1, 4], [5, -1, 4]],
     cols: [[0, -1, 4], [6, 7, 1], [8, -1, 4], [9, -1, 4], [10, -1, 4]],
   },
+  // The MLP's activation, in place over n floats (n a multiple of 4): cut
+  // like columns. Its work is counted as ELEMENT_WORK multiply-adds per
+  // value (QuickGELU: ~1.7 ns a value, a GEMM ~0.025 ns a multiply-add).
+  gelu: { arity: 2, n: 1, cols: [[0, -1, 4]], work: (a) => a[1] * ELEMENT_WORK },
+  quickgelu: { arity: 2, n: 1, cols: [[0, -1, 4]], work: (a) => a[1] * ELEMENT_WORK },
 };
-const GEMM_NAMES = Object.keys(GEMMS);
+const SPLIT_NAMES = Object.keys(SPLITS);
 
 // Blocks start on multiples of these and span at least two of them: the
 // kernels' register tiles are at most 4 rows by 16 columns, and a column
@@ -73,7 +80,7 @@ const MAX_BLOCKS = 48;
 const GEN = 0; // job generation, bumped by the caller to start a job
 const FINISHED = 1; // blocks computed in the current job
 const FAILED = 2; // a kernel threw (a helper prints its error to its console)
-const KERNEL = 3; // index into GEMM_NAMES
+const KERNEL = 3; // index into SPLIT_NAMES
 const BY_COLS = 4; // 1: column blocks, 0: row blocks
 const BLOCKS = 5; // blocks in the current job
 // The next block to claim, tagged with the job: (generation & 0x7fff) << 16
@@ -201,11 +208,11 @@ function startHelper() {
 // wrongly.
 function wrapKernels(exports, control, threads, counts) {
   const wrapped = { ...exports };
-  for (const [index, name] of GEMM_NAMES.entries()) {
+  for (const [index, name] of SPLIT_NAMES.entries()) {
     const kernel = exports[name];
     if (typeof kernel !== 'function') continue;
-    if (kernel.length !== GEMMS[name].arity) {
-      console.warn(`threads: ${name} takes ${kernel.length} arguments, not ${GEMMS[name].arity}; it stays on one thread`);
+    if (kernel.length !== SPLITS[name].arity) {
+      console.warn(`threads: ${name} takes ${kernel.length} arguments, not ${SPLITS[name].arity}; it stays on one thread`);
       continue;
     }
     wrapped[name] = (...args) => run(kernel, index, args, control, threads, counts);
@@ -216,15 +223,15 @@ function wrapKernels(exports, control, threads, counts) {
 // run computes one GEMM call with the helpers: post it, claim blocks like
 // every helper, wait for the blocks still in progress, close the job.
 function run(kernel, index, args, control, threads, counts) {
-  const spec = GEMMS[GEMM_NAMES[index]];
+  const spec = SPLITS[SPLIT_NAMES[index]];
   counts.gemms++;
-  const m = args[spec.m], n = args[spec.n], k = args[spec.n + 1];
+  const m = args[spec.m], n = args[spec.n];
   let byCols;
-  if (m * n * k < MIN_WORK) {
+  if ((spec.work ? spec.work(args) : m * n * args[spec.n + 1]) < MIN_WORK) {
     return kernel(...args);
   } else if (n >= threads * 2 * COL_ALIGN) {
     byCols = 1;
-  } else if (m >= threads * 2 * ROW_ALIGN) {
+  } else if (spec.rows && m >= threads * 2 * ROW_ALIGN) {
     byCols = 0;
   } else {
     return kernel(...args);
@@ -325,8 +332,8 @@ function serve(kernels, control, helper) {
     // The arguments are the job's while the claim carries its tag: the
     // caller rewrites them only after closing the job.
     const tag = (seen & 0x7fff) << 16;
-    const name = GEMM_NAMES[control[KERNEL]];
-    const spec = GEMMS[name];
+    const name = SPLIT_NAMES[control[KERNEL]];
+    const spec = SPLITS[name];
     const args = Array.from(control.subarray(ARGS, ARGS + spec.arity));
     const byCols = control[BY_COLS];
     const err = work(control, tag, (b) => runBlock(kernels[name], spec, args, byCols, control, b));

@@ -44,10 +44,14 @@ const loadHeadroom = 8 << 20
 // a collection), plus incoming bytes of a model being loaded, plus
 // headroom. In the browser the heap lives in wasm memory, which never
 // shrinks, so GOGC's default of letting the heap double would keep room
-// for a second model for good. The limit counts all the runtime's memory
-// (Sys − HeapReleased), free spans and metadata included, not only live
-// objects: a limit of live heap + 16 MB left ViT-B/32 about 2 MB for
-// garbage, and a collection every 1.4 images.
+// for a second model for good. The limit is on all the runtime's memory,
+// free spans and metadata included, not only on live objects: a limit of
+// live heap + 16 MB left ViT-B/32 about 2 MB for garbage, and a
+// collection every 1.4 images. The runtime counts Sys − HeapReleased
+// against it; the base here is Sys, because pages the scavenger
+// "releases" stay in the wasm memory (which cannot give them back) and
+// reusing them costs nothing: so the memory grows by at most headroom
+// (plus incoming).
 func (s *Server) limitMemory(incoming, headroom int64) {
 	if s.SetMemoryLimit == nil {
 		return
@@ -55,7 +59,7 @@ func (s *Server) limitMemory(incoming, headroom int64) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	s.SetMemoryLimit(int64(ms.Sys-ms.HeapReleased) + incoming + headroom)
+	s.SetMemoryLimit(int64(ms.Sys) + incoming + headroom)
 }
 
 // NewServer returns a server that posts events with send, loads bundles
