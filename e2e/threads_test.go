@@ -250,11 +250,11 @@ func TestThreadedGEMMsMatchOneThread(t *testing.T) {
 			t.Errorf("%s m=%d n=%d k=%d: output %d differs between one thread and two", r.Kernel, r.M, r.N, r.K, r.FirstDiff)
 		}
 		// threads.mjs: MIN_WORK, and blocks of at least 32 columns or 8
-		// rows; an activation's m·n values count 64 each and split like
+		// rows; an activation's m·n values count 16 each and split like
 		// columns.
 		wantSplit := r.M*r.N*r.K >= 1<<20 && (r.N >= 64 || r.M >= 16)
 		if r.Kernel == "gelu" || r.Kernel == "quickgelu" {
-			wantSplit = r.M*r.N*64 >= 1<<20
+			wantSplit = r.M*r.N*16 >= 1<<20
 		}
 		if r.Split != wantSplit {
 			t.Errorf("%s m=%d n=%d k=%d: split %v, want %v", r.Kernel, r.M, r.N, r.K, r.Split, wantSplit)

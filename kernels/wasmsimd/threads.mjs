@@ -34,7 +34,7 @@
 
 /** Smallest m·n·k for which a GEMM is split across threads. */
 export const MIN_WORK = 1 << 20;
-const ELEMENT_WORK = 64;
+const ELEMENT_WORK = 16;
 
 // The kernels the pool splits, by export name: the argument indices of m
 // (GEMMs only) and n, and the pointer arguments that move with a row block (rows) or
@@ -55,7 +55,9 @@ const SPLITS = {
   },
   // The MLP's activation, in place over n floats (n a multiple of 4): cut
   // like columns. Its work is counted as ELEMENT_WORK multiply-adds per
-  // value (QuickGELU: ~1.7 ns a value, a GEMM ~0.025 ns a multiply-add).
+  // value, so that it is split from 64k values on: 50·3072 values ran
+  // 1.84× faster on 2 threads, 50·768 (38k, ~70 µs) 0.8× (Chromium 156,
+  // BenchmarkThreadedGEMMs).
   gelu: { arity: 2, n: 1, cols: [[0, -1, 4]], work: (a) => a[1] * ELEMENT_WORK },
   quickgelu: { arity: 2, n: 1, cols: [[0, -1, 4]], work: (a) => a[1] * ELEMENT_WORK },
 };
