@@ -97,9 +97,16 @@ const CONTROL_SLOTS = BOUNDS + MAX_BLOCKS + 1;
 
 // How long a thread polls before sleeping in Atomics.wait: a futex wake-up
 // takes tens of µs (more in a VM), while the engine's GEMMs come a few µs
-// to a few ms apart, the work between them on the calling thread. A helper
-// polling while the caller runs that work uses a core that would idle.
+// to a few ms apart, the work between them on the calling thread. The
+// caller waits for the blocks in progress SPIN_MS. A helper polls
+// HELPER_SPIN_MS after its last job, which spans the gaps within and
+// between the requests of a busy page: a helper woken from sleep for each
+// request was, on this 2-vCPU VM, often placed on the caller's CPU and
+// took no part in a whole image (ViT-B/32 b1 at 2 threads: runs of
+// ~130 ms among ~80 ms ones in the peers kit). A polling helper uses a
+// core that would otherwise idle.
 const SPIN_MS = 2;
+const HELPER_SPIN_MS = 50;
 // Polls between clock reads.
 const SPIN_CHECK = 1024;
 
@@ -254,7 +261,7 @@ function run(kernel, index, args, control, threads, counts) {
   const err = work(control, tag, (b) => runBlock(kernel, spec, args, byCols, control, b));
   // Wait for the blocks helpers claimed, even after a failure here: they
   // still read the arguments.
-  for (const spin = spinner(), done = () => Atomics.load(control, FINISHED); done() < blocks;) {
+  for (const spin = spinner(SPIN_MS), done = () => Atomics.load(control, FINISHED); done() < blocks;) {
     const seen = done();
     if (!spin()) Atomics.wait(control, FINISHED, seen);
   }
@@ -300,8 +307,8 @@ function guidedBounds(control, total, align, threads) {
 }
 
 // spinner returns a function that says whether to keep polling: true for
-// SPIN_MS after the spinner was made.
-function spinner() {
+// ms after the spinner was made.
+function spinner(ms) {
   let polls = 0, until = 0;
   return () => {
     // A spin-wait hint (x86 PAUSE) where the runtime has it: a polling
@@ -309,7 +316,7 @@ function spinner() {
     Atomics.pause?.();
     if (polls++ % SPIN_CHECK !== 0) return true;
     const now = performance.now();
-    if (until === 0) until = now + SPIN_MS;
+    if (until === 0) until = now + ms;
     return now < until;
   };
 }
@@ -330,7 +337,7 @@ function runBlock(kernel, spec, args, byCols, control, block) {
 // it, forever.
 function serve(kernels, control, helper) {
   for (let seen = Atomics.load(control, GEN); ;) {
-    for (const spin = spinner(); Atomics.load(control, GEN) === seen;) {
+    for (const spin = spinner(HELPER_SPIN_MS); Atomics.load(control, GEN) === seen;) {
       if (!spin()) Atomics.wait(control, GEN, seen);
     }
     seen = Atomics.load(control, GEN);
