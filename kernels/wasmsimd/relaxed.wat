@@ -204,8 +204,11 @@
   ;; ops, two of them rebuilding the ones vector at every dot
   ;; (vpcmpeqd, vpsrlw, vpmaddubsw, vpmaddwd, vpaddd); with the ones in a
   ;; local it is three, and the GEMM is 1.23× faster (81.9 against 66.6
-  ;; GOP/s on the MLP shape, Chromium 156, AMD EPYC). Same 2×4 tile and
-  ;; loop order as f32_gemm.
+  ;; GOP/s on the MLP shape, Chromium 156, AMD EPYC). Where the CPU has
+  ;; AVX-VNNI, V8 lowers the fused instruction to one vpdpbusd, which
+  ;; would beat these three; no such CPU was at hand to measure, and
+  ;; choosing between the two forms at start-up by timing is the way to
+  ;; have both. Same 2×4 tile and loop order as f32_gemm.
   (func $i8_gemm_relaxed (export "i8_gemm_relaxed")
     (param $dst i32) (param $ldd i32) (param $x i32) (param $ldx i32) (param $sx i32) (param $zx i32)
     (param $w i32) (param $ldw i32) (param $sw i32) (param $wsum i32) (param $bias i32)
