@@ -166,12 +166,9 @@ func (b *Bundle) Tensor(name string, shape ...int) ([]float32, error) {
 // first dimension and the product of the others) in its stored scheme,
 // int8 and q4 kept quantized, f16 widened to f32.
 func (b *Bundle) Matrix(name string, rows, cols int) (*kernels.Matrix, error) {
-	t, err := b.lookup(name)
+	t, err := b.lookupMatrix(name, rows, cols)
 	if err != nil {
 		return nil, err
-	}
-	if r, c, _ := rowsCols(t.Shape); r != rows || c != cols {
-		return nil, fmt.Errorf("shards: tensor %q has shape %v, want [%d, %d]", name, t.Shape, rows, cols)
 	}
 	return b.matrix(t)
 }
@@ -180,6 +177,22 @@ func (b *Bundle) Matrix(name string, rows, cols int) (*kernels.Matrix, error) {
 // stored part, each aliasing its shard's bytes (int8, q4, f32), so a
 // matrix the shards split is not copied together.
 func (b *Bundle) MatrixBlocks(name string, rows, cols int) ([]*kernels.Matrix, error) {
+	t, err := b.lookupMatrix(name, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	blocks := make([]*kernels.Matrix, len(t.Parts))
+	for i, p := range t.Parts {
+		d, s := b.partBytes(p)
+		if blocks[i], err = matrixOf(t, d, s, p.Rows[1]-p.Rows[0]); err != nil {
+			return nil, fmt.Errorf("shards: tensor %q rows %v: %w", t.Name, p.Rows, err)
+		}
+	}
+	return blocks, nil
+}
+
+// lookupMatrix is lookup for a tensor viewed as [rows, cols].
+func (b *Bundle) lookupMatrix(name string, rows, cols int) (*TensorEntry, error) {
 	t, err := b.lookup(name)
 	if err != nil {
 		return nil, err
@@ -187,18 +200,17 @@ func (b *Bundle) MatrixBlocks(name string, rows, cols int) ([]*kernels.Matrix, e
 	if r, c, _ := rowsCols(t.Shape); r != rows || c != cols {
 		return nil, fmt.Errorf("shards: tensor %q has shape %v, want [%d, %d]", name, t.Shape, rows, cols)
 	}
-	blocks := make([]*kernels.Matrix, len(t.Parts))
-	for i, p := range t.Parts {
-		shard := b.shards[p.Shard]
-		var s []byte
-		if p.Scales != nil {
-			s = shard[p.Scales.Offsets[0]:p.Scales.Offsets[1]]
-		}
-		if blocks[i], err = matrixOf(t, shard[p.Data.Offsets[0]:p.Data.Offsets[1]], s, p.Rows[1]-p.Rows[0]); err != nil {
-			return nil, fmt.Errorf("shards: tensor %q rows %v: %w", t.Name, p.Rows, err)
-		}
+	return t, nil
+}
+
+// partBytes returns a part's stored values and scales (nil if none),
+// aliasing its shard.
+func (b *Bundle) partBytes(p Part) (data, scales []byte) {
+	shard := b.shards[p.Shard]
+	if p.Scales != nil {
+		scales = shard[p.Scales.Offsets[0]:p.Scales.Offsets[1]]
 	}
-	return blocks, nil
+	return shard[p.Data.Offsets[0]:p.Data.Offsets[1]], scales
 }
 
 func (b *Bundle) lookup(name string) (*TensorEntry, error) {
@@ -233,12 +245,7 @@ func (b *Bundle) matrix(t *TensorEntry) (*kernels.Matrix, error) {
 		}
 	}
 	for _, p := range t.Parts {
-		shard := b.shards[p.Shard]
-		d := shard[p.Data.Offsets[0]:p.Data.Offsets[1]]
-		var s []byte
-		if p.Scales != nil {
-			s = shard[p.Scales.Offsets[0]:p.Scales.Offsets[1]]
-		}
+		d, s := b.partBytes(p)
 		if len(t.Parts) == 1 {
 			data, scales = d, s
 			break

@@ -7,10 +7,10 @@
 // wasm` runs internal/wasmshare over the engine and kernel modules: the
 // engine imports its memory, shared, instead of defining it) and starts
 // threads − 1 helper workers, each with its own instance of the same
-// kernel modules over that memory. wrapKernels replaces each GEMM export
-// (and the MLP's activation, cut the same way) with one that cuts the
-// output into blocks of columns (each block reads
-// only its own rows of W, so W, the large operand, is still read once) or,
+// kernel modules over that memory. wrapKernels replaces each GEMM export,
+// and the MLP's activation, with one that cuts the output into blocks of
+// columns (each block reads only its own rows of W, so W, the large
+// operand, is still read once) or,
 // when there are too few columns, of rows, and posts the call to the
 // helpers through a small control block. Every thread, the caller
 // included, then claims blocks one at a time until none is left, and the
